@@ -1,0 +1,50 @@
+"""Input checks shared by the public API: bad images fail loudly, never as a NaN image.
+
+Conventions follow scikit-image: integer images are rescaled by their dtype range
+(uint8 / 255, uint16 / 65535, ...), float images must already lie in [0, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def as_float_image(image: object, min_size: int = 32, name: str = "image") -> np.ndarray:
+    """Validate a 2-D grayscale image and return it as float32 in [0, 1], shape (H, W).
+
+    Raises ``ValueError`` for: non-numeric or boolean/complex data, ndim != 2, an empty array,
+    a side shorter than ``min_size`` (the patch size), NaN/inf values, negative integers, and
+    float values outside [0, 1].
+    """
+    arr = np.asarray(image)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f"{name} must be a numeric (integer or float) array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        hint = " (convert colour images with skimage.color.rgb2gray)" if arr.ndim == 3 else ""
+        raise ValueError(f"{name} must be 2-D (H, W), got shape {arr.shape}{hint}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty: shape {arr.shape}")
+    if min(arr.shape) < min_size:
+        raise ValueError(f"{name} of shape {arr.shape} is smaller than the {min_size}x{min_size} patch size")
+    if np.issubdtype(arr.dtype, np.integer):
+        info = np.iinfo(arr.dtype)
+        if arr.min() < 0:
+            raise ValueError(f"{name} has negative values in an integer image (dtype {arr.dtype})")
+        return (arr.astype(np.float64) / info.max).astype(np.float32)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(
+            f"float {name} must lie in [0, 1], got range [{lo:.4g}, {hi:.4g}]; "
+            "rescale it (e.g. skimage.exposure.rescale_intensity) or clip it first"
+        )
+    return arr.astype(np.float32)
+
+
+def check_positive(value: float, name: str) -> float:
+    """Return ``float(value)`` if it is finite and > 0, else raise ``ValueError``."""
+    v = float(value)
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+    return v

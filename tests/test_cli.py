@@ -1,0 +1,43 @@
+"""Command line: files in, files out, non-zero exit with a message on bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import skimage.io
+
+from usprior.cli import main
+
+
+def test_denoise_png_with_compare(tiny_checkpoint, tmp_path):
+    image = (np.random.default_rng(0).uniform(0, 1, (24, 28)) * 255).astype(np.uint8)
+    src = tmp_path / "in.png"
+    skimage.io.imsave(src, image, check_contrast=False)
+    out, cmp = tmp_path / "out.png", tmp_path / "cmp.png"
+    code = main(["denoise", str(src), "-o", str(out), "--compare", str(cmp), "--sigma", "0.1",
+                 "--steps", "5", "--stride", "8", "--checkpoint", str(tiny_checkpoint)])
+    assert code == 0
+    assert skimage.io.imread(out).shape == (24, 28)
+    assert skimage.io.imread(cmp).shape == (24, 2 * 28 + 8)
+
+
+def test_npy_to_npy(tiny_checkpoint, tmp_path):
+    src, out = tmp_path / "in.npy", tmp_path / "out.npy"
+    np.save(src, np.random.default_rng(1).uniform(0, 1, (16, 16)).astype(np.float32))
+    assert main(["denoise", str(src), "-o", str(out), "--steps", "5", "--stride", "8",
+                 "--checkpoint", str(tiny_checkpoint)]) == 0
+    res = np.load(out)
+    assert res.shape == (16, 16) and res.dtype == np.float32 and np.all(np.isfinite(res))
+
+
+def test_errors_exit_2(tiny_checkpoint, tmp_path, capsys):
+    assert main(["denoise", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.png")]) == 2
+    assert "not found" in capsys.readouterr().err
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.full((16, 16), np.nan))
+    assert main(["denoise", str(bad), "-o", str(tmp_path / "o.png"),
+                 "--checkpoint", str(tiny_checkpoint)]) == 2
+    assert "NaN" in capsys.readouterr().err
+    txt = tmp_path / "in.txt"
+    txt.write_text("x")
+    assert main(["denoise", str(txt), "-o", str(tmp_path / "o.png")]) == 2
+    assert "unsupported input format" in capsys.readouterr().err
