@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY
-from usprior.glow import ActNorm, GlowConfig, squeeze, unsqueeze
+from usprior.glow import ActNorm, AffineCoupling, GlowConfig, squeeze, unsqueeze
 from usprior.prior import FlowPrior
 
 
@@ -83,8 +83,25 @@ def test_sample_is_seeded(tiny_prior):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [dict(patch=12, levels=3), dict(depth=0), dict(alpha=0.6), dict(hidden=0)]
+    "kwargs", [dict(patch=12, levels=3), dict(depth=0), dict(alpha=0.6), dict(hidden=0), dict(scale_floor=0.0)]
 )
 def test_bad_config(kwargs):
     with pytest.raises(ValueError):
         GlowConfig(**kwargs)
+
+
+def test_coupling_scale_floor_keeps_inverse_accurate():
+    # drive the scale logits to -inf: s must sit at the floor, not at 0, and invert exactly
+    layer = AffineCoupling(hidden=4, floor=0.1)
+    x = jax.random.uniform(jax.random.PRNGKey(0), (2, 4, 4, 2))
+    params = layer.init(jax.random.PRNGKey(1), x)
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, p: p.at[1::2].add(-1e4)  # scale logits sit at odd channels of conv_out
+        if "conv_out" in jax.tree_util.keystr(path) and path[-1].key == "bias"
+        else p,
+        params,
+    )
+    y, log_det = layer.apply(params, x)
+    np.testing.assert_allclose(log_det, 4 * 4 * 1 * np.log(0.1), rtol=1e-5)  # H W C_b log(floor)
+    x_rec, _ = layer.apply(params, y, reverse=True)
+    np.testing.assert_allclose(x_rec, x, atol=1e-5)

@@ -88,7 +88,7 @@ def test_warm_start_uses_given_latents(tiny_prior, smooth_image):
         map_denoise(smooth_image, tiny_prior, Gaussian(sigma=0.1), 0.375, FAST, z0=cold.z[:-1])
 
 
-@pytest.mark.parametrize("kwargs", [dict(steps=0), dict(learning_rate=0.0), dict(decay=1.5), dict(chunk=0), dict(min_scale=-1.0)])
+@pytest.mark.parametrize("kwargs", [dict(steps=0), dict(learning_rate=0.0), dict(decay=1.5), dict(chunk=0), dict(min_scale=-1.0), dict(init_blur=-1.0)])
 def test_bad_config(kwargs):
     with pytest.raises(ValueError):
         MAPConfig(**kwargs)

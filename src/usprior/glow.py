@@ -34,7 +34,9 @@ class GlowConfig:
     """Architecture of a Glow flow over ``patch x patch x channels`` inputs.
 
     ``levels`` multi-scale levels, ``depth`` flow steps per level, ``hidden`` channels of
-    the 3-layer coupling networks, ``alpha`` the logit-preprocessing margin.
+    the 3-layer coupling networks, ``alpha`` the logit-preprocessing margin, ``scale_floor``
+    the lower bound of the coupling scale (bounds each coupling's condition number by
+    1 / scale_floor, so the inverse of out-of-distribution patches stays accurate in float32).
     """
 
     patch: int = 32
@@ -43,6 +45,7 @@ class GlowConfig:
     depth: int = 8
     hidden: int = 64
     alpha: float = 0.01
+    scale_floor: float = 0.1
 
     def __post_init__(self) -> None:
         if self.levels < 1 or self.depth < 1 or self.hidden < 1 or self.channels < 1:
@@ -51,6 +54,8 @@ class GlowConfig:
             raise ValueError(f"patch {self.patch} must be divisible by 2**levels = {2**self.levels}")
         if not 0.0 < self.alpha < 0.5:
             raise ValueError(f"alpha must lie in (0, 0.5), got {self.alpha}")
+        if not 0.0 < self.scale_floor < 1.0:
+            raise ValueError(f"scale_floor must lie in (0, 1), got {self.scale_floor}")
 
     @property
     def event_shape(self) -> tuple[int, int, int]:
@@ -150,12 +155,15 @@ class InvConv1x1(nn.Module):
 class AffineCoupling(nn.Module):
     """Affine coupling: x = (x_a, x_b), y = (x_a, (x_b + t(x_a)) * s(x_a)).
 
-    s = sigmoid(h + 2) in (0, 1) for a stable scale, log|det| = sum log s. The coupling net is
-    conv3x3 -> ReLU -> conv1x1 -> ReLU -> conv3x3 with the last layer zero-initialised, so the
-    layer starts close to the identity (s = sigmoid(2), t = 0).
+    s = f + (1 - f) sigmoid(h + 2) in (f, 1), f = ``floor``: the sigmoid scale of Glow with a
+    floor, so that no coupling contracts by more than 1/f (without it, noisy out-of-distribution
+    inputs drive s to ~0 and the inverse x_b = y_b / s - t loses all precision).
+    log|det| = sum log s. The coupling net is conv3x3 -> ReLU -> conv1x1 -> ReLU -> conv3x3
+    with the last layer zero-initialised, so the layer starts close to the identity (t = 0).
     """
 
     hidden: int
+    floor: float
 
     @nn.compact
     def __call__(self, x: Array, reverse: bool = False) -> tuple[Array, Array]:
@@ -170,7 +178,7 @@ class AffineCoupling(nn.Module):
             name="conv_out",
         )(h)
         shift, raw_scale = h[..., 0::2], h[..., 1::2]
-        scale = nn.sigmoid(raw_scale + 2.0)
+        scale = self.floor + (1.0 - self.floor) * nn.sigmoid(raw_scale + 2.0)
         log_det = jnp.sum(jnp.log(scale), axis=(1, 2, 3))
         if reverse:
             return jnp.concatenate([x_a, x_b / scale - shift], axis=-1), -log_det
@@ -181,11 +189,12 @@ class FlowStep(nn.Module):
     """One Glow step: actnorm -> invertible 1x1 conv -> affine coupling."""
 
     hidden: int
+    floor: float
 
     def setup(self) -> None:
         self.actnorm = ActNorm()
         self.invconv = InvConv1x1()
-        self.coupling = AffineCoupling(self.hidden)
+        self.coupling = AffineCoupling(self.hidden, self.floor)
 
     def __call__(self, x: Array) -> tuple[Array, Array]:
         x, ld1 = self.actnorm(x)
@@ -210,7 +219,7 @@ class Glow(nn.Module):
 
     def setup(self) -> None:
         cfg = self.config
-        self.steps = [FlowStep(cfg.hidden) for _ in range(cfg.levels * cfg.depth)]
+        self.steps = [FlowStep(cfg.hidden, cfg.scale_floor) for _ in range(cfg.levels * cfg.depth)]
 
     def __call__(self, x: Array) -> tuple[Array, Array]:
         cfg = self.config
