@@ -66,6 +66,11 @@ def dequantize(key: Array, x: Array) -> Array:
     return (255.0 * x + jax.random.uniform(key, x.shape)) / 256.0
 
 
+@jax.jit
+def _dequantized_bpd(prior: FlowPrior, key: Array, x: Array) -> Array:
+    return bits_per_dim(prior, dequantize(key, x))
+
+
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     """Adam with global-norm clipping and a warmup-cosine schedule over ``cfg.steps``."""
     schedule = optax.warmup_cosine_decay_schedule(
@@ -85,11 +90,6 @@ def _train_step_fn(config: GlowConfig, opt: optax.GradientTransformation) -> Cal
         return optax.apply_updates(params, updates), opt_state, loss
 
     return step
-
-
-@jax.jit
-def _dequantized_bpd(prior: FlowPrior, key: Array, x: Array) -> Array:
-    return bits_per_dim(prior, dequantize(key, x))
 
 
 def evaluate_bpd(prior: FlowPrior, patches: np.ndarray, batch: int = 256, seed: int = 0) -> float:

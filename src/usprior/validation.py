@@ -9,12 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 
-def as_float_image(image: object, min_size: int = 32, name: str = "image") -> np.ndarray:
-    """Validate a 2-D grayscale image and return it as float32 in [0, 1], shape (H, W).
+def check_image(image: object, name: str = "image") -> np.ndarray:
+    """Return ``image`` as a numpy array after checking it is a usable 2-D image, (H, W).
 
-    Raises ``ValueError`` for: non-numeric or boolean/complex data, ndim != 2, an empty array,
-    a side shorter than ``min_size`` (the patch size), NaN/inf values, negative integers, and
-    float values outside [0, 1].
+    Raises ``ValueError`` for non-numeric or boolean/complex data, ndim != 2, an empty array and
+    NaN/inf values. The dtype and values are left unchanged.
     """
     arr = np.asarray(image)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
@@ -24,15 +23,24 @@ def as_float_image(image: object, min_size: int = 32, name: str = "image") -> np
         raise ValueError(f"{name} must be 2-D (H, W), got shape {arr.shape}{hint}")
     if arr.size == 0:
         raise ValueError(f"{name} is empty: shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def as_float_image(image: object, min_size: int = 32, name: str = "image") -> np.ndarray:
+    """Validate a 2-D grayscale image and return it as float32 in [0, 1], shape (H, W).
+
+    On top of :func:`check_image`, raises ``ValueError`` for a side shorter than ``min_size``
+    (the patch size), negative integers and float values outside [0, 1].
+    """
+    arr = check_image(image, name)
     if min(arr.shape) < min_size:
         raise ValueError(f"{name} of shape {arr.shape} is smaller than the {min_size}x{min_size} patch size")
     if np.issubdtype(arr.dtype, np.integer):
-        info = np.iinfo(arr.dtype)
         if arr.min() < 0:
             raise ValueError(f"{name} has negative values in an integer image (dtype {arr.dtype})")
-        return (arr.astype(np.float64) / info.max).astype(np.float32)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values")
+        return (arr.astype(np.float64) / np.iinfo(arr.dtype).max).astype(np.float32)
     lo, hi = float(arr.min()), float(arr.max())
     if lo < 0.0 or hi > 1.0:
         raise ValueError(

@@ -1,0 +1,238 @@
+"""Tests for usprior.metrics: hand-computed values, known speckle statistics, ROI masks, bad inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from usprior import metrics
+
+
+def _rng_image(shape: tuple[int, int] = (32, 32), seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random(shape)
+
+
+def _halves(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the top and bottom halves of an image."""
+    top = metrics.box_mask(shape, (0, 0), (shape[0] // 2, shape[1]))
+    return top, ~top
+
+
+# --- full reference -------------------------------------------------------------------------
+
+
+def test_psnr_matches_hand_formula() -> None:
+    ref = _rng_image()
+    est = np.clip(ref + 0.05 * np.random.default_rng(1).standard_normal(ref.shape), 0, 1)
+    mse = np.mean((ref - est) ** 2)
+    assert metrics.psnr(ref, est) == pytest.approx(10 * math.log10(1.0 / mse), rel=1e-10)
+    assert metrics.psnr(ref, est, data_range=2.0) == pytest.approx(10 * math.log10(4.0 / mse), rel=1e-10)
+
+
+def test_psnr_of_identical_images_is_inf() -> None:
+    ref = _rng_image()
+    assert metrics.psnr(ref, ref) == math.inf
+
+
+def test_ssim_identity_and_degradation() -> None:
+    ref = _rng_image()
+    assert metrics.ssim(ref, ref) == pytest.approx(1.0, abs=1e-12)
+    noisy = np.clip(ref + 0.2 * np.random.default_rng(2).standard_normal(ref.shape), 0, 1)
+    assert metrics.ssim(ref, noisy) < 0.9
+
+
+@pytest.mark.parametrize("fn", [metrics.psnr, metrics.ssim])
+def test_full_reference_rejects_bad_inputs(fn) -> None:
+    ref = _rng_image()
+    with pytest.raises(ValueError, match="shapes differ"):
+        fn(ref, ref[:-1])
+    bad = ref.copy()
+    bad[3, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fn(ref, bad)
+    with pytest.raises(ValueError, match="2-D"):
+        fn(ref[0], ref[0])
+    with pytest.raises(ValueError, match="data_range"):
+        fn(ref, ref, data_range=0.0)
+
+
+# --- ROI masks ------------------------------------------------------------------------------
+
+
+def test_disk_mask_area_and_geometry() -> None:
+    mask = metrics.disk_mask((64, 80), (32, 40), 20)
+    assert mask.dtype == bool and mask.shape == (64, 80)
+    assert mask.sum() == pytest.approx(math.pi * 20**2, rel=0.01)
+    assert mask[32, 40] and mask[12, 40] and not mask[11, 40] and not mask[32, 61]
+
+
+def test_ring_mask_is_outer_disk_minus_inner_disk() -> None:
+    shape, center = (64, 64), (31.5, 30.0)
+    ring = metrics.ring_mask(shape, center, 8, 20)
+    outer = metrics.disk_mask(shape, center, 20)
+    inner = metrics.disk_mask(shape, center, 8)
+    assert not (ring & inner).any()
+    np.testing.assert_array_equal(ring | inner, outer)
+    assert ring.sum() == outer.sum() - inner.sum()
+    # r_inner = 0 drops only the centre pixel, when the centre is a pixel
+    ring0 = metrics.ring_mask(shape, (32, 30), 0, 20)
+    assert ring0.sum() == metrics.disk_mask(shape, (32, 30), 20).sum() - 1 and not ring0[32, 30]
+
+
+def test_box_mask_pixel_count() -> None:
+    mask = metrics.box_mask((20, 30), (2, 5), (7, 11))
+    assert mask.sum() == 77
+    assert mask[2, 5] and mask[8, 15] and not mask[9, 15] and not mask[8, 16] and not mask[1, 5]
+    assert metrics.box_mask((20, 30), (0, 0), (20, 30)).all()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: metrics.disk_mask((64, 64), (32, 32), 40),  # outside
+        lambda: metrics.disk_mask((64, 64), (5, 32), 6),  # clipped at the top
+        lambda: metrics.disk_mask((64, 64), (32, 32), 0),  # empty radius
+        lambda: metrics.disk_mask((64,), (32, 32), 4),  # bad shape
+        lambda: metrics.ring_mask((64, 64), (32, 32), 10, 10),  # r_inner == r_outer
+        lambda: metrics.ring_mask((64, 64), (32, 32), -1, 10),  # negative r_inner
+        lambda: metrics.ring_mask((64, 64), (32, 32), 10, 40),  # outside
+        lambda: metrics.ring_mask((64, 64), (32, 32), 1.0, 1.2),  # no pixel between the radii
+        lambda: metrics.box_mask((20, 30), (15, 0), (6, 5)),  # overflows rows
+        lambda: metrics.box_mask((20, 30), (0, -1), (5, 5)),  # negative corner
+        lambda: metrics.box_mask((20, 30), (0, 0), (0, 5)),  # empty
+    ],
+)
+def test_masks_reject_empty_or_outside_rois(make) -> None:
+    with pytest.raises(ValueError):
+        make()
+
+
+# --- CNR, gCNR ------------------------------------------------------------------------------
+
+
+def test_cnr_matches_hand_formula() -> None:
+    image = np.array([[0.1, 0.3, 0.2], [0.8, 0.6, 0.7]])
+    top, bottom = _halves(image.shape)
+    # roi {0.1, 0.3, 0.2}: mean 0.2, var 0.02/3; background {0.8, 0.6, 0.7}: mean 0.7, var 0.02/3
+    expected = 0.5 / math.sqrt(0.04 / 3)
+    assert metrics.cnr(image, top, bottom) == pytest.approx(expected, rel=1e-12)
+    assert metrics.cnr(image, bottom, top) == pytest.approx(expected, rel=1e-12)
+
+
+def test_cnr_of_constant_regions() -> None:
+    top, bottom = _halves((4, 4))
+    assert metrics.cnr(np.full((4, 4), 0.5), top, bottom) == 0.0
+    image = np.where(top, 0.2, 0.7)
+    assert metrics.cnr(image, top, bottom) == math.inf
+
+
+def test_gcnr_is_one_for_disjoint_values() -> None:
+    rng = np.random.default_rng(3)
+    image = np.concatenate([rng.uniform(0.0, 0.4, (16, 32)), rng.uniform(0.6, 1.0, (16, 32))])
+    top, bottom = _halves(image.shape)
+    assert metrics.gcnr(image, top, bottom) == 1.0
+    assert metrics.gcnr(image, top, bottom, bins=2) == 1.0
+
+
+def test_gcnr_is_zero_for_identical_samples() -> None:
+    rng = np.random.default_rng(4)
+    half = rng.random((15, 33))
+    image = np.concatenate([half, half])
+    top, bottom = _halves(image.shape)
+    assert metrics.gcnr(image, top, bottom) == 0.0
+    assert metrics.gcnr(np.full((4, 4), 0.3), *_halves((4, 4))) == 0.0
+
+
+def test_gcnr_of_uniforms_overlapping_by_half() -> None:
+    # U(0, 1) vs U(0.5, 1.5): the overlap of the densities is 1/2, so gCNR = 0.5.
+    rng = np.random.default_rng(5)
+    image = np.concatenate([rng.uniform(0.0, 1.0, (500, 1000)), rng.uniform(0.5, 1.5, (500, 1000))])
+    top, bottom = _halves(image.shape)
+    assert metrics.gcnr(image, top, bottom) == pytest.approx(0.5, abs=0.02)
+
+
+def test_gcnr_rejects_bad_bins() -> None:
+    top, bottom = _halves((4, 4))
+    with pytest.raises(ValueError, match="bins"):
+        metrics.gcnr(_rng_image((4, 4)), top, bottom, bins=0)
+
+
+# --- SNR, ENL, sharpness --------------------------------------------------------------------
+
+
+def test_snr_of_rayleigh_speckle() -> None:
+    image = np.random.default_rng(6).rayleigh(1.0, (400, 500))
+    full = np.ones(image.shape, dtype=bool)
+    expected = math.sqrt(math.pi / (4 - math.pi))  # 1.913
+    assert metrics.snr(image, full) == pytest.approx(expected, rel=0.02)
+    assert metrics.snr(image / image.max(), full) == pytest.approx(metrics.snr(image, full), rel=1e-12)
+
+
+def test_enl_of_gamma_intensity() -> None:
+    looks = 4
+    image = np.random.default_rng(7).gamma(looks, 1.0 / looks, (400, 500))
+    full = np.ones(image.shape, dtype=bool)
+    assert metrics.enl(image, full) == pytest.approx(looks, rel=0.05)
+
+
+def test_snr_and_enl_hand_values_and_constant_roi() -> None:
+    image = np.array([[0.2, 0.4], [0.9, 0.9]])
+    top, bottom = _halves(image.shape)
+    # {0.2, 0.4}: mean 0.3, population std 0.1
+    assert metrics.snr(image, top) == pytest.approx(3.0, rel=1e-12)
+    assert metrics.enl(image, top) == pytest.approx(9.0, rel=1e-12)
+    assert metrics.snr(image, bottom) == math.inf
+    assert metrics.enl(image, bottom) == math.inf
+    assert metrics.snr(np.zeros((2, 2)), top) == 0.0
+
+
+def test_sharpness_hand_values() -> None:
+    assert metrics.sharpness(np.full((8, 9), 0.4)) == 0.0
+    # a ramp I(y, x) = a x has Sobel response S_x * I = 8a everywhere and S_y * I = 0
+    ramp = np.tile(0.01 * np.arange(10.0), (7, 1))
+    assert metrics.sharpness(ramp) == pytest.approx(0.08**2, rel=1e-12)
+    smooth = _rng_image((32, 32))
+    assert metrics.sharpness(smooth) > metrics.sharpness(0.5 * smooth)
+    with pytest.raises(ValueError, match="3 x 3"):
+        metrics.sharpness(np.zeros((2, 10)))
+
+
+# --- bad ROI inputs -------------------------------------------------------------------------
+
+ROI_METRICS = [
+    lambda img, m: metrics.cnr(img, m, m),
+    lambda img, m: metrics.gcnr(img, m, m),
+    metrics.snr,
+    metrics.enl,
+]
+
+
+@pytest.mark.parametrize("fn", ROI_METRICS)
+def test_roi_metrics_reject_bad_masks_and_images(fn) -> None:
+    image = _rng_image((8, 8))
+    good = metrics.box_mask(image.shape, (0, 0), (4, 4))
+    with pytest.raises(ValueError, match="empty"):
+        fn(image, np.zeros(image.shape, dtype=bool))
+    with pytest.raises(ValueError, match="boolean"):
+        fn(image, good.astype(np.uint8))
+    with pytest.raises(ValueError, match="boolean"):
+        fn(image, good.tolist())
+    with pytest.raises(ValueError, match="shape"):
+        fn(image, good[:, :7])
+    bad = image.copy()
+    bad[6, 6] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fn(bad, good)
+    with pytest.raises(ValueError, match="2-D"):
+        fn(image[None], good[None])
+
+
+def test_cnr_checks_both_masks() -> None:
+    image = _rng_image((8, 8))
+    good = metrics.box_mask(image.shape, (0, 0), (4, 4))
+    with pytest.raises(ValueError, match="background is empty"):
+        metrics.cnr(image, good, np.zeros(image.shape, dtype=bool))
+    with pytest.raises(ValueError, match="background shape"):
+        metrics.gcnr(image, good, good[:7])
