@@ -34,7 +34,7 @@ from usprior.likelihoods import Gaussian
 from usprior.solvers import MAPConfig, map_denoise
 
 SIGMAS = (0.1, 0.2, 0.3, 0.4)
-LAM_GRID = (0.5 * DEFAULT_LAM, DEFAULT_LAM, 2.0 * DEFAULT_LAM)
+LAM_GRID = (0.5 * DEFAULT_LAM, DEFAULT_LAM, 2.0 * DEFAULT_LAM, 4.0 * DEFAULT_LAM)
 NLM_H_FACTORS = (0.4, 0.6, 0.8, 1.0, 1.2)
 
 

@@ -92,3 +92,10 @@ def test_warm_start_uses_given_latents(tiny_prior, smooth_image):
 def test_bad_config(kwargs):
     with pytest.raises(ValueError):
         MAPConfig(**kwargs)
+
+
+def test_rejects_non_finite_images(tiny_prior, smooth_image):
+    bad = smooth_image.copy()
+    bad[3, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        map_denoise(bad, tiny_prior, Gaussian(sigma=0.1), 0.375, FAST)

@@ -32,6 +32,7 @@ import scipy.ndimage
 from tqdm.auto import tqdm
 
 from usprior.patches import PatchGrid, extract_patches, patch_grid, stitch_patches
+from usprior.validation import check_image
 
 Array = jax.Array
 
@@ -159,10 +160,13 @@ def _encode(prior: LatentPrior, y: Array) -> Array:
     return prior.encode(jnp.clip(y, 0.0, 1.0))
 
 
-def initial_latents(image: np.ndarray, prior: LatentPrior, grid: PatchGrid, blur: float) -> Array:
-    """z0 = f(clip(g * y)) per patch: (H, W) -> (N, P, P, 1), g a Gaussian of std ``blur`` px."""
+def start_patches(image: np.ndarray, grid: PatchGrid, blur: float) -> Array:
+    """Patches of g * y, (H, W) -> (N, P, P, 1), g a Gaussian of std ``blur`` px (0: y itself).
+
+    Their latents f(clip(g * y)) are the solver's default starting point.
+    """
     start = scipy.ndimage.gaussian_filter(image, blur, mode="reflect") if blur > 0 else image
-    return _encode(prior, extract_patches(jnp.asarray(start, jnp.float32), grid)[..., None])
+    return extract_patches(jnp.asarray(start, jnp.float32), grid)[..., None]
 
 
 def map_denoise(
@@ -176,27 +180,30 @@ def map_denoise(
 ) -> MAPResult:
     """Denoise a 2-D image (H, W) by latent MAP on every patch of a strided grid.
 
-    Patches are taken from the reflect-padded image with ``cfg.stride``, solved in chunks of
-    ``cfg.chunk`` (the last chunk padded by repeating patches, so every chunk has one static
-    shape and compiles once), and stitched with Hann weights. ``z0`` (N, P, P, C) warm-starts
+    Patches are taken from the reflect-padded image with ``cfg.stride``, solved in
+    ceil(N / cfg.chunk) equal chunks of at most ``cfg.chunk`` patches (the last one padded by
+    repeating patches, so all chunks share one static shape: one compilation per image size),
+    and stitched with Hann weights. ``z0`` (N, P, P, C) warm-starts
     the latents, e.g. from the previous frame's :attr:`MAPResult.z` of the same image size.
     """
     p, _, c = prior.event_shape
     if c != 1:
         raise ValueError(f"map_denoise handles grayscale images; the prior has {c} channels")
+    image = check_image(image).astype(np.float32)
     grid = patch_grid(image.shape, p, cfg.stride)
     y = extract_patches(jnp.asarray(image, jnp.float32), grid)[..., None]
     n = y.shape[0]
     if z0 is not None and tuple(z0.shape) != tuple(y.shape):
         raise ValueError(f"warm-start latents have shape {tuple(z0.shape)}, expected {tuple(y.shape)}")
-    chunk = min(cfg.chunk, n)
-    n_chunks = -(-n // chunk)
+    n_chunks = -(-n // cfg.chunk)
+    chunk = -(-n // n_chunks)  # balanced: at most n_chunks - 1 padded (repeated) patches
     idx = np.minimum(np.arange(n_chunks * chunk), n - 1).reshape(n_chunks, chunk)
     lam_arr = jnp.asarray(lam, jnp.float32)
-    z_start = initial_latents(image, prior, grid, cfg.init_blur) if z0 is None else jnp.asarray(z0, jnp.float32)
+    starts = start_patches(image, grid, cfg.init_blur) if z0 is None else None
     zs, xs, traces = [], [], []
     for rows in tqdm(idx, desc="MAP chunks", disable=not progress):
-        res = solve_patches(y[rows], z_start[rows], prior, likelihood, lam_arr, cfg)
+        z_c = _encode(prior, starts[rows]) if z0 is None else jnp.asarray(z0[rows], jnp.float32)
+        res = solve_patches(y[rows], z_c, prior, likelihood, lam_arr, cfg)
         zs.append(res.z)
         xs.append(res.x)
         traces.append(res.objective)
