@@ -302,6 +302,12 @@ def multiplicative_uniform(x: np.ndarray, sigma: float, seed: int | np.random.Ge
     return (x * (1.0 + math.sqrt(12.0) * sigma * (u - 0.5))).astype(np.float32)
 
 
+def _draw(model: Gaussian | LogSpeckle, x: np.ndarray, seed: int) -> np.ndarray:
+    """``model.sample(PRNGKey(seed), x)`` for a validated (H, W) image x in [0, 1], as float32 numpy."""
+    x = as_float_image(x, min_size=1, name="x")
+    return np.asarray(model.sample(jax.random.PRNGKey(seed), jnp.asarray(x)), dtype=np.float32)
+
+
 def log_speckle(x: np.ndarray, sigma: float, gamma: float = 0.5, seed: int = 0) -> np.ndarray:
     """``y = x + x^gamma * sigma * eta``, ``eta ~ N(0, 1)``: :class:`usprior.likelihoods.LogSpeckle`.
 
@@ -309,9 +315,7 @@ def log_speckle(x: np.ndarray, sigma: float, gamma: float = 0.5, seed: int = 0) 
     ``x`` at ``likelihoods.EPS`` in the noise scale) and returns it as (H, W) float32 numpy.
     ``sigma`` must be > 0 and ``gamma`` >= 0 (else ``ValueError``).
     """
-    x = as_float_image(x, min_size=1, name="x")
-    model = LogSpeckle.from_sigma(sigma, gamma)
-    return np.asarray(model.sample(jax.random.PRNGKey(seed), jnp.asarray(x)), dtype=np.float32)
+    return _draw(LogSpeckle.from_sigma(sigma, gamma), x, seed)
 
 
 def gaussian(x: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
@@ -320,9 +324,7 @@ def gaussian(x: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
     Draws with ``Gaussian(sigma).sample(jax.random.PRNGKey(seed), x)`` and returns it as
     (H, W) float32 numpy. ``sigma`` must be > 0 (else ``ValueError``).
     """
-    x = as_float_image(x, min_size=1, name="x")
-    model = Gaussian.from_sigma(sigma)
-    return np.asarray(model.sample(jax.random.PRNGKey(seed), jnp.asarray(x)), dtype=np.float32)
+    return _draw(Gaussian.from_sigma(sigma), x, seed)
 
 
 class Lesion(NamedTuple):

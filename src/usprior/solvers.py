@@ -191,7 +191,7 @@ def map_denoise(
         raise ValueError(f"map_denoise handles grayscale images; the prior has {c} channels")
     image = check_image(image).astype(np.float32)
     grid = patch_grid(image.shape, p, cfg.stride)
-    y = extract_patches(jnp.asarray(image, jnp.float32), grid)[..., None]
+    y = extract_patches(jnp.asarray(image), grid)[..., None]
     n = y.shape[0]
     if z0 is not None and tuple(z0.shape) != tuple(y.shape):
         raise ValueError(f"warm-start latents have shape {tuple(z0.shape)}, expected {tuple(y.shape)}")
