@@ -18,7 +18,7 @@ def test_round_trip_identical(tiny_prior, tiny_checkpoint):
     assert loaded.config == TINY
     x = jax.random.uniform(jax.random.PRNGKey(0), (4, *TINY.event_shape))
     np.testing.assert_array_equal(loaded.log_prob(x), tiny_prior.log_prob(x))
-    assert read_metadata(tiny_checkpoint)["metadata"] == {"purpose": "tests"}
+    assert read_metadata(tiny_checkpoint) == {"purpose": "tests"}
 
 
 def test_missing_directory(tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,34 +36,81 @@ def default_checkpoint() -> Path:
     return Path(__file__).resolve().parents[2] / "checkpoints" / DEFAULT_CHECKPOINT_NAME
 
 
-def save_prior(prior: FlowPrior, directory: str | os.PathLike, metadata: dict[str, Any]) -> Path:
-    """Write ``prior`` to ``directory`` (created; must not already hold a checkpoint)."""
+def write_checkpoint(
+    directory: str | os.PathLike, kind: str, config: Any, trees: dict[str, Any], metadata: dict[str, Any]
+) -> Path:
+    """Write ``config.json`` (``{"model": kind, "config": asdict(config), "metadata"}``) and one
+    orbax tree per ``trees`` entry (sub-directory name -> pytree) into ``directory`` (created)."""
     directory = Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     with ocp.StandardCheckpointer() as ckptr:
-        ckptr.save(directory / "params", prior.params)
+        for name, tree in trees.items():
+            ckptr.save(directory / name, tree)
         ckptr.wait_until_finished()
-    record = {"model": "glow", "config": dataclasses.asdict(prior.config), "metadata": metadata}
+    record = {"model": kind, "config": dataclasses.asdict(config), "metadata": metadata}
     (directory / "config.json").write_text(json.dumps(record, indent=2) + "\n")
     return directory
 
 
-def read_metadata(directory: str | os.PathLike) -> dict[str, Any]:
-    """The parsed ``config.json`` of a checkpoint directory (see :func:`load_prior` errors)."""
+def read_record(directory: str | os.PathLike, configs: Mapping[str, type]) -> tuple[str, Any, dict[str, Any]]:
+    """Parse ``config.json`` of a checkpoint: (model kind, config object, metadata).
+
+    ``configs`` maps the accepted model kinds to their config dataclasses. Raises
+    ``FileNotFoundError`` for a missing directory or file and ``ValueError`` for unparsable
+    JSON, an unknown kind or config fields the dataclass rejects.
+    """
     directory = Path(directory)
     if not directory.is_dir():
-        raise FileNotFoundError(f"prior checkpoint directory not found: {directory}")
+        raise FileNotFoundError(f"checkpoint directory not found: {directory}")
     cfg_file = directory / "config.json"
     if not cfg_file.is_file():
         raise FileNotFoundError(f"{directory} is not a usprior checkpoint: missing config.json")
     try:
         record = json.loads(cfg_file.read_text())
-        GlowConfig(**record["config"])
+        kind = record["model"]
+        if kind not in configs:
+            raise ValueError(f"unknown model {kind!r}, expected one of {sorted(configs)}")
+        config = configs[kind](**record["config"])
+        metadata = dict(record.get("metadata", {}))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise ValueError(f"corrupt checkpoint config {cfg_file}: {err}") from err
-    if record.get("model") != "glow":
-        raise ValueError(f"{cfg_file}: unknown model {record.get('model')!r}, expected 'glow'")
-    return record
+    return kind, config, metadata
+
+
+def tree_shapes(tree: Any) -> Any:
+    """(shape, dtype) of every leaf of ``tree``, to compare architectures."""
+    return jax.tree_util.tree_map(lambda a: (tuple(a.shape), str(a.dtype)), tree)
+
+
+def restore_tree(path: Path, target: Any, config: Any) -> Any:
+    """Restore the orbax tree at ``path`` into the structure of ``target`` (ShapeDtypeStructs).
+
+    Raises ``FileNotFoundError`` if ``path`` is missing and ``ValueError`` for unreadable data
+    or shapes that do not match the architecture of ``config``.
+    """
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path.parent} is not a usprior checkpoint: missing {path.name}/")
+    try:
+        with ocp.StandardCheckpointer() as ckptr:
+            tree = ckptr.restore(path, target)
+    except Exception as err:  # orbax raises many types for damaged data; report them uniformly
+        raise ValueError(f"corrupt or incompatible checkpoint data in {path}: {err}") from err
+    if tree_shapes(tree) != tree_shapes(target):
+        raise ValueError(
+            f"corrupt or incompatible checkpoint data in {path}: "
+            f"the shapes do not match the architecture in config.json ({config})"
+        )
+    return tree
+
+
+def save_prior(prior: FlowPrior, directory: str | os.PathLike, metadata: dict[str, Any]) -> Path:
+    """Write ``prior`` to ``directory`` (created; must not already hold a checkpoint)."""
+    return write_checkpoint(directory, "glow", prior.config, {"params": prior.params}, metadata)
+
+
+def read_metadata(directory: str | os.PathLike) -> dict[str, Any]:
+    """The metadata saved with a prior checkpoint (see :func:`load_prior` for the errors)."""
+    return read_record(directory, {"glow": GlowConfig})[2]
 
 
 def load_prior(directory: str | os.PathLike | None = None) -> FlowPrior:
@@ -72,21 +120,8 @@ def load_prior(directory: str | os.PathLike | None = None) -> FlowPrior:
     config or parameter tree (wrong shapes, unreadable orbax data).
     """
     directory = Path(directory) if directory is not None else default_checkpoint()
-    config = GlowConfig(**read_metadata(directory)["config"])
-    params_dir = directory.resolve() / "params"
-    if not params_dir.is_dir():
-        raise FileNotFoundError(f"{directory} is not a usprior checkpoint: missing params/")
+    _, config, _ = read_record(directory, {"glow": GlowConfig})
     patch = jax.ShapeDtypeStruct((1, *config.event_shape), "float32")
     target = jax.eval_shape(lambda x: Glow(config).init(jax.random.PRNGKey(0), x), patch)
-    try:
-        with ocp.StandardCheckpointer() as ckptr:
-            params = ckptr.restore(params_dir, target)
-    except Exception as err:  # orbax raises many types for damaged data; report them uniformly
-        raise ValueError(f"corrupt or incompatible checkpoint parameters in {params_dir}: {err}") from err
-    shapes = lambda tree: jax.tree_util.tree_map(lambda a: (tuple(a.shape), str(a.dtype)), tree)
-    if shapes(params) != shapes(target):
-        raise ValueError(
-            f"corrupt or incompatible checkpoint parameters in {params_dir}: "
-            f"the parameter shapes do not match the architecture in config.json ({config})"
-        )
+    params = restore_tree(directory.resolve() / "params", target, config)
     return FlowPrior(params=params, config=config)

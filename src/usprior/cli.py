@@ -1,4 +1,7 @@
-"""Command line: ``usprior denoise IN -o OUT [--likelihood ...] [--sigma ...] [--compare PNG]``.
+"""Command line: ``usprior denoise IN -o OUT [...]`` and ``usprior bench [...]``.
+
+``denoise`` denoises one image by MAP; ``bench`` runs :mod:`usprior.benchmark` (tune every
+method per noise level on a tuning image, evaluate on test images, write JSON / Markdown / PNG).
 
 Reads PNG / TIFF / JPEG (colour is converted to gray with ``skimage.color.rgb2gray``) or
 ``.npy`` (a 2-D array, float in [0, 1] or integer); writes ``.png`` (8-bit), ``.tif``/``.tiff``
@@ -18,6 +21,7 @@ import skimage.color
 import skimage.io
 import skimage.util
 
+from usprior import benchmark, data
 from usprior.api import DEFAULT_LAM, denoise
 from usprior.likelihoods import LIKELIHOODS
 from usprior.validation import as_float_image
@@ -73,28 +77,85 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--stride", type=int, default=None, help="patch stride in pixels")
     d.add_argument("--checkpoint", type=Path, default=None, help="prior checkpoint directory")
     d.add_argument("--compare", type=Path, default=None, help="also write a before/after PNG")
+
+    b = sub.add_parser("bench", help="compare denoisers on simulated noise (tuned per level, same noisy inputs)")
+    b.add_argument("--noise", default="convolutional", choices=sorted(benchmark.NOISE_MODELS))
+    b.add_argument("--levels", type=float, nargs="+", required=True,
+                   help="noise levels: sigma, or the dynamic range in dB for 'convolutional'")
+    b.add_argument("--methods", nargs="+", default=None, help="registered method names (default: all)")
+    b.add_argument("--images", type=Path, default=None,
+                   help="folder of clean test images (default: held-out sagittal MNI152 test slices)")
+    b.add_argument("--tune-image", type=Path, default=None,
+                   help="clean tuning image (required with --images; default: the sagittal 'tune' slice)")
+    b.add_argument("--n-test", type=int, default=3, help="number of sagittal test slices when --images is not given")
+    b.add_argument("--no-phantom", action="store_true", help="skip the cyst phantom")
+    b.add_argument("--seed", type=int, default=0, help="base seed of the noise draws")
+    b.add_argument("--import", dest="plugins", action="append", default=[],
+                   help="import MODULE first (it may call usprior.benchmark.register)")
+    b.add_argument("--out", type=Path, default=Path("bench"), help="output folder")
+    b.add_argument("--name", default="benchmark", help="output file stem")
+    b.add_argument("--title", default="Denoising benchmark", help="Markdown title")
     return parser
+
+
+def _bench_images(args: argparse.Namespace) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The tuning image and the named test images selected by the ``bench`` arguments."""
+    if args.images is None:
+        if args.tune_image is not None:
+            raise ValueError("--tune-image needs --images (the default images bring their own tuning slice)")
+        test = data.sagittal_slices("test")
+        pick = np.linspace(0, len(test) - 1, args.n_test).round().astype(int)
+        names = [f"sagittal_{data.SAGITTAL_SPLITS['test'][i]}" for i in pick]
+        return data.sagittal_slices("tune")[0], {n: test[i] for n, i in zip(names, pick)}
+    if args.tune_image is None:
+        raise ValueError("--images needs --tune-image: a separate clean image to tune the parameters on")
+    if not args.images.is_dir():
+        raise FileNotFoundError(f"image folder not found: {args.images}")
+    files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES | {".npy"})
+    if not files:
+        raise ValueError(f"no images (.png, .tif, .jpg, .npy) in {args.images}")
+    return read_image(args.tune_image), {p.stem: read_image(p) for p in files}
+
+
+def _bench(args: argparse.Namespace, argv: list[str] | None) -> None:
+    benchmark.import_plugins(args.plugins)
+    tune, test = _bench_images(args)
+    setup = benchmark.BenchmarkSetup(
+        noise=args.noise, levels=tuple(args.levels), methods=tuple(args.methods or benchmark.METHODS),
+        tune_image=tune, test_images=test, phantom_shape=None if args.no_phantom else (192, 192), seed=args.seed,
+    )
+    results, figures = benchmark.run_benchmark(setup)
+    command = "usprior " + " ".join(sys.argv[1:] if argv is None else argv)
+    paths = benchmark.write_reports(results, figures, args.out, args.name, args.title, command)
+    print(paths["md"].read_text())
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def _denoise(args: argparse.Namespace) -> None:
+    image = read_image(args.input)
+    t0 = time.perf_counter()
+    out = denoise(
+        image, likelihood=args.likelihood, sigma=args.sigma, lam=args.lam, steps=args.steps,
+        stride=args.stride, checkpoint=args.checkpoint, progress=True,
+    )
+    seconds = time.perf_counter() - t0
+    write_image(args.output, out)
+    print(f"denoised {args.input} {image.shape} in {seconds:.1f} s -> {args.output}")
+    if args.compare is not None:
+        write_image(args.compare, side_by_side(image, out))
+        print(f"before/after comparison -> {args.compare}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        image = read_image(args.input)
-        t0 = time.perf_counter()
-        out = denoise(
-            image, likelihood=args.likelihood, sigma=args.sigma, lam=args.lam, steps=args.steps,
-            stride=args.stride, checkpoint=args.checkpoint, progress=True,
-        )
-        seconds = time.perf_counter() - t0
-        write_image(args.output, out)
-        if args.compare is not None:
-            write_image(args.compare, side_by_side(image, out))
+        if args.command == "bench":
+            _bench(args, argv)
+        else:
+            _denoise(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"usprior: error: {err}", file=sys.stderr)
         return 2
-    print(f"denoised {args.input} {image.shape} in {seconds:.1f} s -> {args.output}")
-    if args.compare is not None:
-        print(f"before/after comparison -> {args.compare}")
     return 0
 
 

@@ -176,10 +176,11 @@ def _check_oversample(oversample: int) -> int:
     return int(oversample)
 
 
-def _block_mean(image: np.ndarray, factor: int) -> np.ndarray:
-    """Area-average ``factor x factor`` blocks: (H * f, W * f) -> (H, W)."""
-    h, w = image.shape[0] // factor, image.shape[1] // factor
-    return image.reshape(h, factor, w, factor).mean(axis=(1, 3))
+def _block_mean(image: np.ndarray, factors: int | tuple[int, int]) -> np.ndarray:
+    """Area-average ``fa x fl`` blocks (one int: both axes): (H * fa, W * fl) -> (H, W)."""
+    fa, fl = (factors, factors) if isinstance(factors, int) else factors
+    h, w = image.shape[0] // fa, image.shape[1] // fl
+    return image.reshape(h, fa, w, fl).mean(axis=(1, 3))
 
 
 def _to_display(level_db: np.ndarray, dynamic_range_db: float) -> np.ndarray:

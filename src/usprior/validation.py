@@ -56,3 +56,10 @@ def check_positive(value: float, name: str) -> float:
     if not np.isfinite(v) or v <= 0:
         raise ValueError(f"{name} must be finite and > 0, got {value!r}")
     return v
+
+
+def check_int(value: int, name: str, minimum: int = 1) -> int:
+    """Return ``int(value)`` if it is an integer >= ``minimum``, else raise ``ValueError``."""
+    if isinstance(value, bool) or int(value) != value or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)

@@ -1,0 +1,179 @@
+"""Pix2Pix (Isola et al. 2017): a U-Net generator G and a conditional PatchGAN discriminator D.
+
+Generator, depth d, F = ``features``, channel widths c_i = F 2^min(i, 3) (capped at 8F)::
+
+    e_0 = LReLU(conv4x4/2(pad(y)))                      no norm on the first block
+    e_i = LReLU(IN(conv4x4/2(e_{i-1})))                 i = 1 .. d-1 (no norm on e_{d-1})
+    u_{d-1} = e_{d-1}
+    u_i = concat(ReLU(Dropout(IN(convT4x4/2(u_{i+1})))), e_i)    i = d-2 .. 0
+    G(y) = crop(sigmoid(convT4x4/2(u_0)))               (N, H, W, C) in (0, 1)
+
+pad reflects H, W up to multiples of 2^d and crop undoes it, so any image size works.
+IN is instance normalisation (per image and channel): batch-independent, so the generator
+has no state and behaves the same in training and inference. The innermost block has no
+norm, so it does not vanish when it is 1x1.
+
+Discriminator, L = ``layers``: on the pair concat(y, x) (N, H, W, 2C),
+conv4x4/2 (F, no norm) -> L-1 x conv4x4/2 (IN) -> conv4x4/1 (IN) -> conv4x4/1 to 1 channel,
+LReLU(0.2) between layers: a grid of real/fake logits (N, ceil(H/2^L), ceil(W/2^L), 1), each
+judging one overlapping patch (L = 3: the 70x70 PatchGAN).
+
+Losses, with BCE(l, t) = the binary cross-entropy of logits l against label t, mean over
+the logit grid and batch, and t the teacher's target:
+
+    L_G = BCE(D(y, G(y)), 1) + lambda_l1 mean|G(y) - t|        (lambda_l1 = 100 as in Isola et al.)
+    L_D = (BCE(D(y, t), 1) + BCE(D(y, G(y)), 0)) / 2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from usprior.amortized.shuffle import crop, pad_to_multiple
+from usprior.validation import as_float_image
+
+Array = jax.Array
+
+LAMBDA_L1 = 100.0
+
+
+def _width(features: int, level: int) -> int:
+    return features * 2 ** min(level, 3)
+
+
+@dataclasses.dataclass(frozen=True)
+class UNetConfig:
+    """U-Net generator: ``depth`` stride-2 levels, ``features`` channels at the first one
+    (doubling per level up to 8x), ``dropout`` rate in the decoder (0: deterministic)."""
+
+    features: int = 64
+    depth: int = 5
+    dropout: float = 0.0
+    channels: int = 1
+
+    def __post_init__(self) -> None:
+        if self.features < 1 or self.depth < 1 or self.channels < 1:
+            raise ValueError(f"features, depth and channels must be >= 1, got {self}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+
+    @property
+    def factor(self) -> int:
+        """The downsampling factor 2^depth: inputs are padded to multiples of it."""
+        return 2**self.depth
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchGANConfig:
+    """PatchGAN discriminator: ``layers`` stride-2 convolutions, ``features`` channels at the first."""
+
+    features: int = 64
+    layers: int = 3
+    channels: int = 1
+
+    def __post_init__(self) -> None:
+        if self.features < 1 or self.layers < 1 or self.channels < 1:
+            raise ValueError(f"features, layers and channels must be >= 1, got {self}")
+
+
+class UNetGenerator(nn.Module):
+    """G: y (N, H, W, C) -> clean estimate (N, H, W, C) in (0, 1), any H, W.
+
+    ``train=True`` enables dropout (needs an rng named "dropout" when ``dropout > 0``).
+    """
+
+    config: UNetConfig
+
+    @nn.compact
+    def __call__(self, y: Array, train: bool = False) -> Array:
+        cfg = self.config
+        if y.ndim != 4 or y.shape[-1] != cfg.channels:
+            raise ValueError(f"expected y of shape (N, H, W, {cfg.channels}), got {y.shape}")
+        h, hw = pad_to_multiple(y, cfg.factor)
+        skips = []
+        for i in range(cfg.depth):
+            h = nn.Conv(_width(cfg.features, i), (4, 4), strides=(2, 2), name=f"down_{i}")(h)
+            if 0 < i < cfg.depth - 1:
+                h = nn.InstanceNorm(name=f"down_norm_{i}")(h)
+            h = nn.leaky_relu(h, 0.2)
+            skips.append(h)
+        for i in reversed(range(cfg.depth - 1)):
+            h = nn.ConvTranspose(_width(cfg.features, i), (4, 4), strides=(2, 2), name=f"up_{i}")(h)
+            h = nn.InstanceNorm(name=f"up_norm_{i}")(h)
+            h = nn.relu(nn.Dropout(cfg.dropout, deterministic=not train)(h))
+            h = jnp.concatenate([h, skips[i]], axis=-1)
+        h = nn.ConvTranspose(cfg.channels, (4, 4), strides=(2, 2), name="out")(h)
+        return crop(nn.sigmoid(h), hw)
+
+
+class PatchGAN(nn.Module):
+    """D: (y, x) both (N, H, W, C) -> logits (N, ceil(H/2^L), ceil(W/2^L), 1) that x is real."""
+
+    config: PatchGANConfig
+
+    @nn.compact
+    def __call__(self, y: Array, x: Array) -> Array:
+        cfg = self.config
+        h = jnp.concatenate([y, x], axis=-1)
+        for i in range(cfg.layers + 1):
+            stride = 2 if i < cfg.layers else 1
+            h = nn.Conv(_width(cfg.features, i), (4, 4), strides=(stride, stride), name=f"conv_{i}")(h)
+            if i > 0:
+                h = nn.InstanceNorm(name=f"norm_{i}")(h)
+            h = nn.leaky_relu(h, 0.2)
+        return nn.Conv(1, (4, 4), name="logits")(h)
+
+
+@functools.partial(jax.jit, static_argnames="config")
+def init_unet(config: UNetConfig, key: Array) -> dict[str, Any]:
+    """Fresh variables {"params"} of ``UNetGenerator(config)`` (independent of image size)."""
+    y = jnp.zeros((1, config.factor, config.factor, config.channels), jnp.float32)
+    return dict(UNetGenerator(config).init(key, y))
+
+
+@functools.partial(jax.jit, static_argnames="config")
+def init_patchgan(config: PatchGANConfig, key: Array) -> dict[str, Any]:
+    """Fresh variables {"params"} of ``PatchGAN(config)`` (independent of image size)."""
+    y = jnp.zeros((1, 2**config.layers, 2**config.layers, config.channels), jnp.float32)
+    return dict(PatchGAN(config).init(key, y, y))
+
+
+def generator_loss(
+    fake_logits: Array, fake: Array, target: Array, lambda_l1: float = LAMBDA_L1
+) -> tuple[Array, tuple[Array, Array]]:
+    """L_G = BCE(D(y, G(y)), 1) + lambda_l1 mean|G(y) - t|; returns (L_G, (adversarial, L1))."""
+    adversarial = jnp.mean(optax.sigmoid_binary_cross_entropy(fake_logits, jnp.ones_like(fake_logits)))
+    l1 = jnp.mean(jnp.abs(fake - target))
+    return adversarial + lambda_l1 * l1, (adversarial, l1)
+
+
+def discriminator_loss(real_logits: Array, fake_logits: Array) -> Array:
+    """L_D = (BCE(D(y, t), 1) + BCE(D(y, G(y)), 0)) / 2."""
+    real = jnp.mean(optax.sigmoid_binary_cross_entropy(real_logits, jnp.ones_like(real_logits)))
+    fake = jnp.mean(optax.sigmoid_binary_cross_entropy(fake_logits, jnp.zeros_like(fake_logits)))
+    return 0.5 * (real + fake)
+
+
+@functools.partial(jax.jit, static_argnames="config")
+def pix2pix_apply(variables: dict[str, Any], config: UNetConfig, y: Array) -> Array:
+    """Inference-mode generator (no dropout) on a batch y (N, H, W, C), any H, W: (N, H, W, C) in [0, 1]."""
+    return UNetGenerator(config).apply(variables, y)
+
+
+def pix2pix_denoise(variables: dict[str, Any], config: UNetConfig, image: np.ndarray) -> np.ndarray:
+    """Denoise one grayscale image (H, W) in [0, 1] (integer images are rescaled); float32 (H, W).
+
+    Bad images raise ``ValueError`` (see :mod:`usprior.validation`).
+    """
+    if config.channels != 1:
+        raise ValueError(f"pix2pix_denoise handles grayscale images; the model has {config.channels} channels")
+    y = as_float_image(image, min_size=1)
+    return np.asarray(pix2pix_apply(variables, config, y[None, :, :, None]))[0, :, :, 0]

@@ -1,0 +1,286 @@
+"""Training machinery of the amortised denoisers: teacher targets, train steps, validation.
+
+A network learns to imitate a *teacher*: the target of a noisy image y is t = teacher(y),
+e.g. ``usprior.denoise`` (the MAP denoiser), a baseline such as
+``functools.partial(usprior.baselines.wnnm.wnnm, sigma=0.1)``, or — with :data:`clean_teacher`
+— the clean image x of a simulated pair (y = corrupt(x)). Swapping the teacher is one
+argument of :func:`make_pairs`; the noise draws and patch positions do not depend on it.
+
+Train steps (jitted, optax through ``flax.training.train_state``):
+
+* FFDNet: loss = mean (F(y, s) - t)^2 (``"mse"``, as in Zhang et al.) or mean |F(y, s) - t|
+  (``"l1"``), with BatchNorm batch statistics in training mode.
+* Pix2Pix: one discriminator update on L_D, then one generator update on L_G against the
+  updated discriminator (the alternation of Isola et al.; losses in
+  :mod:`usprior.amortized.pix2pix`).
+
+Validation: :func:`evaluate` (mean PSNR against the targets) and :class:`EarlyStopping`
+(patience on the validation PSNR, keeps the best variables).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+from usprior.amortized.ffdnet import FFDNet, FFDNetConfig, init_ffdnet
+from usprior.amortized.pix2pix import (
+    LAMBDA_L1,
+    PatchGAN,
+    PatchGANConfig,
+    UNetConfig,
+    UNetGenerator,
+    discriminator_loss,
+    generator_loss,
+    init_patchgan,
+    init_unet,
+)
+from usprior.metrics import psnr
+from usprior.validation import as_float_image, check_image, check_int, check_positive
+
+Array = jax.Array
+
+Teacher = Callable[[np.ndarray], np.ndarray]
+"""Maps a noisy image (H, W) in [0, 1] to its training target (H, W), e.g. ``usprior.denoise``."""
+
+Corrupt = Callable[[np.ndarray, float, int], np.ndarray]
+"""``corrupt(clean, sigma, seed) -> noisy`` (H, W), e.g. ``usprior.simulate.log_speckle``."""
+
+
+class CleanTeacher:
+    """Marker teacher: the target of each simulated pair is its clean image (supervised training).
+
+    It has no noisy -> target map of its own (the clean image is not a function of the noisy
+    one), so it is not a :data:`Teacher`; :func:`make_pairs` recognises it.
+    """
+
+    def __repr__(self) -> str:
+        return "clean_teacher"
+
+
+clean_teacher = CleanTeacher()
+
+
+class PairBatch(NamedTuple):
+    """Aligned training samples: noisy and target (N, P, P, 1) float32, noise levels sigma (N,)."""
+
+    noisy: np.ndarray
+    target: np.ndarray
+    sigma: np.ndarray
+
+
+def _teacher_target(teacher: Teacher | CleanTeacher, noisy: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    if isinstance(teacher, CleanTeacher):
+        return clean
+    target = check_image(teacher(noisy), "teacher output").astype(np.float32)
+    if target.shape != noisy.shape:
+        raise ValueError(f"the teacher returned shape {target.shape} for a noisy image of shape {noisy.shape}")
+    return target
+
+
+def make_pairs(
+    clean_images: Sequence[np.ndarray],
+    corrupt: Corrupt,
+    teacher: Teacher | CleanTeacher,
+    sigmas: Sequence[float],
+    patch: int = 64,
+    patches_per_image: int = 8,
+    seed: int = 0,
+) -> PairBatch:
+    """Simulate noisy images, label them with ``teacher`` and cut aligned random patches.
+
+    For every clean image x (H, W) in [0, 1] and level s in ``sigmas``: y = clip(corrupt(x, s,
+    seed'), 0, 1) with seed' drawn from ``seed`` (clipped as a display pipeline would, and as
+    the teachers' [0, 1] inputs require), t = x for :data:`clean_teacher` else teacher(y) on
+    the whole image, then ``patches_per_image`` random (P, P) windows shared by y and t.
+    Returns N = len(clean_images) len(sigmas) patches_per_image samples, sigma[k] = s. The same
+    ``seed`` gives the same noisy patches for every teacher. Bad images, levels or sizes
+    raise ``ValueError``.
+    """
+    patch = check_int(patch, "patch")
+    patches_per_image = check_int(patches_per_image, "patches_per_image")
+    levels = [check_positive(s, "sigma") for s in sigmas]
+    if not levels:
+        raise ValueError("sigmas must hold at least one noise level")
+    images = [as_float_image(x, min_size=patch, name="clean image") for x in clean_images]
+    rng = np.random.default_rng(seed)
+    noisy, target, sigma = [], [], []
+    for x in images:
+        for s in levels:
+            y = check_image(corrupt(x, s, int(rng.integers(2**31))), "corrupted image")
+            if y.shape != x.shape:
+                raise ValueError(f"corrupt returned shape {y.shape} for a clean image of shape {x.shape}")
+            y = np.clip(y, 0.0, 1.0).astype(np.float32)
+            t = _teacher_target(teacher, y, x)
+            rows = rng.integers(0, x.shape[0] - patch + 1, patches_per_image)
+            cols = rng.integers(0, x.shape[1] - patch + 1, patches_per_image)
+            for r, c in zip(rows, cols):
+                noisy.append(y[r : r + patch, c : c + patch])
+                target.append(t[r : r + patch, c : c + patch])
+                sigma.append(s)
+    return PairBatch(
+        noisy=np.stack(noisy)[..., None],
+        target=np.stack(target)[..., None],
+        sigma=np.asarray(sigma, np.float32),
+    )
+
+
+class BatchNormState(train_state.TrainState):
+    """A ``TrainState`` that also carries BatchNorm running statistics."""
+
+    batch_stats: Any
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        """{"params", "batch_stats"}: what ``ffdnet_apply`` and the checkpoints take."""
+        return {"params": self.params, "batch_stats": self.batch_stats}
+
+
+def create_ffdnet_state(
+    config: FFDNetConfig, key: Array, tx: optax.GradientTransformation | None = None
+) -> BatchNormState:
+    """Fresh FFDNet training state; default optimiser Adam(1e-3) as in Zhang et al."""
+    variables = init_ffdnet(config, key)
+    return BatchNormState.create(
+        apply_fn=FFDNet(config).apply,
+        params=variables["params"],
+        batch_stats=variables["batch_stats"],
+        tx=tx if tx is not None else optax.adam(1e-3),
+    )
+
+
+def create_pix2pix_states(
+    gen_config: UNetConfig,
+    disc_config: PatchGANConfig,
+    key: Array,
+    gen_tx: optax.GradientTransformation | None = None,
+    disc_tx: optax.GradientTransformation | None = None,
+) -> tuple[train_state.TrainState, train_state.TrainState]:
+    """Fresh (generator, discriminator) training states; default optimisers Adam(2e-4, b1=0.5)
+    for both, as in Isola et al."""
+    if gen_config.channels != disc_config.channels:
+        raise ValueError(f"generator and discriminator channels differ: {gen_config}, {disc_config}")
+    gen_key, disc_key = jax.random.split(key)
+    gen = train_state.TrainState.create(
+        apply_fn=UNetGenerator(gen_config).apply,
+        params=init_unet(gen_config, gen_key)["params"],
+        tx=gen_tx if gen_tx is not None else optax.adam(2e-4, b1=0.5),
+    )
+    disc = train_state.TrainState.create(
+        apply_fn=PatchGAN(disc_config).apply,
+        params=init_patchgan(disc_config, disc_key)["params"],
+        tx=disc_tx if disc_tx is not None else optax.adam(2e-4, b1=0.5),
+    )
+    return gen, disc
+
+
+@functools.partial(jax.jit, static_argnames="loss")
+def ffdnet_train_step(state: BatchNormState, batch: PairBatch, loss: str = "mse") -> tuple[BatchNormState, Array]:
+    """One optimiser step on ``batch`` (sigma per sample); returns the new state and the loss
+    before the update. ``loss``: ``"mse"`` or ``"l1"``."""
+    if loss not in ("mse", "l1"):
+        raise ValueError(f"loss must be 'mse' or 'l1', got {loss!r}")
+
+    def loss_fn(params: Any) -> tuple[Array, Any]:
+        variables = {"params": params, "batch_stats": state.batch_stats}
+        pred, updates = state.apply_fn(variables, batch.noisy, batch.sigma, train=True, mutable=["batch_stats"])
+        err = pred - batch.target
+        value = jnp.mean(jnp.square(err)) if loss == "mse" else jnp.mean(jnp.abs(err))
+        return value, updates["batch_stats"]
+
+    (value, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    return state.apply_gradients(grads=grads, batch_stats=batch_stats), value
+
+
+@jax.jit
+def pix2pix_train_step(
+    gen_state: train_state.TrainState,
+    disc_state: train_state.TrainState,
+    batch: PairBatch,
+    key: Array,
+    lambda_l1: float = LAMBDA_L1,
+) -> tuple[train_state.TrainState, train_state.TrainState, dict[str, Array]]:
+    """One D step on L_D, then one G step on L_G with the updated D (``key``: generator dropout).
+
+    The generator runs once: its output feeds both updates, and L_G's gradient is pulled back
+    through it with a VJP. Returns the new states and the losses before the updates
+    (``d_loss``, ``g_loss``, ``g_adversarial``, ``g_l1``).
+    """
+
+    def generate(params: Any) -> Array:
+        return gen_state.apply_fn({"params": params}, batch.noisy, train=True, rngs={"dropout": key})
+
+    fake, pull_back = jax.vjp(generate, gen_state.params)
+
+    def d_loss_fn(params: Any) -> Array:
+        # real and fake pairs in one pass: instance norm keeps the samples independent
+        logits = disc_state.apply_fn(
+            {"params": params},
+            jnp.concatenate([batch.noisy, batch.noisy]),
+            jnp.concatenate([batch.target, fake]),
+        )
+        real_logits, fake_logits = jnp.split(logits, 2)
+        return discriminator_loss(real_logits, fake_logits)
+
+    d_loss, d_grads = jax.value_and_grad(d_loss_fn)(disc_state.params)
+    disc_state = disc_state.apply_gradients(grads=d_grads)
+
+    def g_loss_fn(candidate: Array) -> tuple[Array, tuple[Array, Array]]:
+        logits = disc_state.apply_fn({"params": disc_state.params}, batch.noisy, candidate)
+        return generator_loss(logits, candidate, batch.target, lambda_l1)
+
+    (g_loss, (adversarial, l1)), fake_grad = jax.value_and_grad(g_loss_fn, has_aux=True)(fake)
+    (g_grads,) = pull_back(fake_grad)
+    gen_state = gen_state.apply_gradients(grads=g_grads)
+    metrics = {"d_loss": d_loss, "g_loss": g_loss, "g_adversarial": adversarial, "g_l1": l1}
+    return gen_state, disc_state, metrics
+
+
+def evaluate(predict: Callable[[Array, Array], Array], pairs: PairBatch, batch: int = 64) -> float:
+    """Mean PSNR (dB, data range 1) of ``predict(noisy, sigma)`` against the targets.
+
+    ``predict`` maps (n, P, P, 1) and (n,) to (n, P, P, 1), e.g.
+    ``functools.partial(ffdnet_apply, state.variables, config)`` or
+    ``lambda y, s: pix2pix_apply({"params": gen_state.params}, config, y)``; it runs on
+    chunks of ``batch`` samples. PSNR per sample (:func:`usprior.metrics.psnr`), then the mean.
+    """
+    batch = check_int(batch, "batch")
+    scores = []
+    for start in range(0, len(pairs.noisy), batch):
+        chunk = slice(start, start + batch)
+        estimate = np.asarray(predict(jnp.asarray(pairs.noisy[chunk]), jnp.asarray(pairs.sigma[chunk])))
+        scores += [psnr(t[..., 0], e[..., 0]) for t, e in zip(pairs.target[chunk], estimate)]
+    return float(np.mean(scores))
+
+
+@dataclasses.dataclass
+class EarlyStopping:
+    """Stop when the validation PSNR has not improved by more than ``min_delta`` dB for
+    ``patience`` consecutive evaluations; ``best`` keeps the variables of the best score."""
+
+    patience: int
+    min_delta: float = 0.0
+    best_score: float = dataclasses.field(default=-np.inf, init=False)
+    best: Any = dataclasses.field(default=None, init=False)
+    stale: int = dataclasses.field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.patience = check_int(self.patience, "patience")
+        if not self.min_delta >= 0:
+            raise ValueError(f"min_delta must be >= 0, got {self.min_delta}")
+
+    def update(self, score: float, variables: Any) -> bool:
+        """Record one validation score and its variables; returns True when training should stop."""
+        if score > self.best_score + self.min_delta:
+            self.best_score, self.best, self.stale = float(score), variables, 0
+        else:
+            self.stale += 1
+        return self.stale >= self.patience

@@ -1,0 +1,443 @@
+"""Evaluation harness: every denoiser tuned and measured the same way on the same noisy images.
+
+Protocol of :func:`run_benchmark`, for one noise model and a list of noise levels:
+
+1. For each level, the clean tuning image and every clean test image get one noisy copy
+   each, drawn once with a fixed seed (``seed + 1000 * level_index + image_index``, the
+   tuning image uses index -1), so every method sees the very same noisy inputs.
+2. Each method's parameter grid (the Cartesian product of its ``grid``) is searched on the
+   tuning image only; the parameters with the best PSNR are kept for that level.
+3. The tuned method runs on every test image: PSNR and SSIM against the target (data range 1)
+   and the wall-clock seconds per image (numpy in, numpy out, so JAX work is complete).
+4. Optionally a cyst phantom (:func:`usprior.simulate.cyst_phantom`) goes through the same
+   noise model and every tuned method; no-reference contrast metrics (CNR, gCNR per lesion
+   against the background, SNR and ENL of the background) are reported with PSNR.
+
+Noise level. Parameters listed in a method's ``noise_scaled`` are grid *multipliers* of the
+level's noise std, measured as ``rms(noisy - target)`` on the tuning image (the usual
+known-noise-level protocol of denoising benchmarks; the same value for every test image of the
+level). A blind estimate is no substitute: the wavelet-MAD estimator
+(``skimage.restoration.estimate_sigma``) reads 0.0026 on convolutional speckle whose true std is
+about 0.11, because the speckle grain spans several pixels and the finest wavelet band barely
+sees it.
+
+A method is any ``fn(image, **params) -> image`` on 2-D float images in [0, 1]; add your own
+with :func:`register` (or ``usprior bench --import MODULE`` for a module that calls it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import itertools
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+import skimage.io
+import skimage.util
+from tqdm.auto import tqdm
+
+from usprior import baselines, metrics, simulate
+from usprior.api import DEFAULT_LAM, denoise
+from usprior.validation import as_float_image, check_positive
+
+Denoiser = Callable[..., np.ndarray]
+
+
+# --- noise models -----------------------------------------------------------------------------
+
+
+class NoiseModel(NamedTuple):
+    """A way to corrupt a clean image: ``corrupt(clean, level, seed) -> (noisy, target)``.
+
+    ``noisy`` and ``target`` are (H, W) float32 in [0, 1]; ``level`` is the model's strength
+    parameter named ``level_name``.
+    """
+
+    corrupt: Callable[[np.ndarray, float, int], tuple[np.ndarray, np.ndarray]]
+    level_name: str
+    description: str
+
+
+def _clipped(draw: Callable[..., np.ndarray]) -> Callable[[np.ndarray, float, int], tuple[np.ndarray, np.ndarray]]:
+    """A pixel-wise simulator as a noise model: ``(clip(draw(x, level, seed), 0, 1), x)``."""
+
+    def corrupt(clean: np.ndarray, level: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.clip(draw(clean, level, seed=seed), 0.0, 1.0).astype(np.float32), clean
+
+    return corrupt
+
+
+def _convolutional(clean: np.ndarray, level: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Yu & Acton convolutional speckle with dynamic range ``level`` dB; the target is its clean image."""
+    sim = simulate.convolutional_speckle(clean, dynamic_range_db=level, seed=seed)
+    return sim.noisy, sim.clean
+
+
+NOISE_MODELS: dict[str, NoiseModel] = {
+    "gaussian": NoiseModel(_clipped(simulate.gaussian), "sigma", "y = clip(x + sigma n, 0, 1)"),
+    "log_speckle": NoiseModel(
+        _clipped(simulate.log_speckle), "sigma", "y = clip(x + sqrt(x) sigma eta, 0, 1) (Loupas / Coupé)"
+    ),
+    "multiplicative": NoiseModel(
+        _clipped(simulate.multiplicative_uniform), "sigma", "y = clip(x + n x, 0, 1), n uniform with std sigma"
+    ),
+    "convolutional": NoiseModel(
+        _convolutional, "dynamic range (dB)",
+        "Yu & Acton B-mode: Gaussian scatterers x reflectivity, PSF, envelope, log compression "
+        "(display speckle std ~ 5.6 dB / DR); target = the matching speckle-free display image",
+    ),
+}
+"""Noise models by name; ``level`` is sigma for the pixel-wise ones, the dynamic range in dB for ``convolutional``."""
+
+
+# --- method registry --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """A denoiser as the benchmark sees it.
+
+    Attributes:
+        fn: ``fn(image, **params) -> image``, (H, W) float in [0, 1] -> (H, W).
+        grid: parameter name -> candidate values, searched as a Cartesian product per level.
+        noise_scaled: names in ``grid`` whose values are multipliers of the level's noise std.
+        fixed: parameters passed unchanged on every call.
+    """
+
+    fn: Denoiser
+    grid: Mapping[str, Sequence[Any]] = dataclasses.field(default_factory=dict)
+    noise_scaled: tuple[str, ...] = ()
+    fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not callable(self.fn):
+            raise TypeError(f"fn must be callable, got {type(self.fn).__name__}")
+        for name, values in self.grid.items():
+            if isinstance(values, str) or len(values) == 0:
+                raise ValueError(f"grid[{name!r}] must be a non-empty sequence of values, got {values!r}")
+        unknown = set(self.noise_scaled) - set(self.grid)
+        if unknown:
+            raise ValueError(f"noise_scaled names {sorted(unknown)} are not in the grid {sorted(self.grid)}")
+
+    def candidates(self) -> list[dict[str, Any]]:
+        """Every grid point as a dict (one empty dict for an empty grid)."""
+        names = list(self.grid)
+        return [dict(zip(names, values)) for values in itertools.product(*(self.grid[n] for n in names))]
+
+    def params(self, point: Mapping[str, Any], noise_std: float) -> dict[str, Any]:
+        """The keyword arguments for a grid point: fixed ones plus the point, noise-scaled."""
+        scaled = {k: (v * noise_std if k in self.noise_scaled else v) for k, v in point.items()}
+        return {**self.fixed, **scaled}
+
+
+METHODS: dict[str, Method] = {}
+"""The registry: method name -> :class:`Method`. Baselines and MAP are registered below."""
+
+
+def register(
+    name: str,
+    fn: Denoiser,
+    grid: Mapping[str, Sequence[Any]] | None = None,
+    noise_scaled: Sequence[str] = (),
+    **fixed: Any,
+) -> Method:
+    """Register ``fn(image, **params) -> image`` under ``name`` (replacing any previous entry).
+
+    ``grid`` maps parameter names to candidate values tuned per level; names in
+    ``noise_scaled`` are multipliers of the level's noise std; ``fixed`` keyword arguments
+    are passed unchanged. Returns the :class:`Method`.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"method name must be a non-empty string, got {name!r}")
+    method = Method(fn, dict(grid or {}), tuple(noise_scaled), dict(fixed))
+    METHODS[name] = method
+    return method
+
+
+def _map(image: np.ndarray, sigma: float, lam: float, likelihood: str) -> np.ndarray:
+    """Flow-prior MAP (:func:`usprior.denoise`) with the shipped prior and the named likelihood."""
+    return denoise(image, method="map", likelihood=likelihood, sigma=sigma, lam=lam)
+
+
+LAM_GRID = tuple(DEFAULT_LAM * 4.0**k for k in range(5))  # 0.375 ... 96
+MAP_GRID = {"sigma": (1.0,), "lam": LAM_GRID}
+DOUBLING = (1.0, 2.0, 4.0, 8.0, 16.0)  # noise-scaled grids: white noise wants ~1, correlated speckle 4-16
+
+register("nlm", baselines.nlm, {"h": DOUBLING}, noise_scaled=("h",))
+register("tv", baselines.tv, {"weight": (0.5, *DOUBLING)}, noise_scaled=("weight",))
+register("bm3d", baselines.bm3d, {"sigma": DOUBLING}, noise_scaled=("sigma",))
+register("lee", baselines.lee, {"window": (5, 9, 17, 33)})
+register("kuan", baselines.kuan, {"window": (5, 9, 17, 33)})
+register("frost", baselines.frost, {"window": (5, 9, 17), "damping": (0.25, 1.0, 4.0)})
+register("srad", baselines.srad, {"iterations": (24, 96, 384), "rho": (2.0 / 3.0, 1.0 / 6.0, 0.0)})
+register("obnlm", baselines.obnlm, {"h": DOUBLING}, noise_scaled=("h",))
+register("wnnm", baselines.wnnm, {"sigma": DOUBLING}, noise_scaled=("sigma",))
+register("map", functools.partial(_map, likelihood="gaussian"), MAP_GRID, noise_scaled=("sigma",))
+register("map_log_speckle", functools.partial(_map, likelihood="log_speckle"), MAP_GRID, noise_scaled=("sigma",))
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+def noise_std(noisy: np.ndarray, target: np.ndarray) -> float:
+    """The noise std ``sqrt(mean((noisy - target)^2))`` of a simulated pair, floored at 1e-3."""
+    return max(float(np.sqrt(np.mean(np.square(noisy.astype(np.float64) - target)))), 1e-3)
+
+
+def _timed(method: Method, noisy: np.ndarray, point: Mapping[str, Any], std: float) -> tuple[np.ndarray, float]:
+    """Run ``method`` at a grid point on ``noisy`` (noise std ``std``); returns the float32 estimate and seconds."""
+    t0 = time.perf_counter()
+    out = np.asarray(method.fn(noisy, **method.params(point, std)), dtype=np.float32)
+    seconds = time.perf_counter() - t0
+    if out.shape != noisy.shape or not np.all(np.isfinite(out)):
+        raise ValueError(f"method returned shape {out.shape} / non-finite values for input {noisy.shape}")
+    return np.clip(out, 0.0, 1.0), seconds
+
+
+def _tune(method: Method, noisy: np.ndarray, target: np.ndarray, std: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Grid search on the tuning image: (best grid point, [{params, psnr} for every point])."""
+    trials = [
+        {"params": point, "psnr": metrics.psnr(target, _timed(method, noisy, point, std)[0])}
+        for point in method.candidates()
+    ]
+    best = max(trials, key=lambda t: t["psnr"])
+    return best["params"], trials
+
+
+def _phantom_scores(image: np.ndarray, target: np.ndarray, masks: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """PSNR, per-lesion CNR / gCNR against the background, background SNR and ENL."""
+    background = masks["background"]
+    lesions = [name for name in masks if name != "background"]
+    return {
+        "psnr": metrics.psnr(target, image),
+        "cnr": {name: metrics.cnr(image, masks[name], background) for name in lesions},
+        "gcnr": {name: metrics.gcnr(image, masks[name], background) for name in lesions},
+        "snr": metrics.snr(image, background),
+        "enl": metrics.enl(image, background),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkSetup:
+    """What to measure.
+
+    Attributes:
+        noise: a :data:`NOISE_MODELS` name.
+        levels: noise levels (see :class:`NoiseModel`), each > 0.
+        methods: registered method names.
+        tune_image: (H, W) clean image in [0, 1] used only for tuning.
+        test_images: name -> (H, W) clean image in [0, 1].
+        phantom_shape: shape of the cyst phantom, or None for no phantom.
+        seed: base seed of the noise draws.
+    """
+
+    noise: str
+    levels: tuple[float, ...]
+    methods: tuple[str, ...]
+    tune_image: np.ndarray
+    test_images: Mapping[str, np.ndarray]
+    phantom_shape: tuple[int, int] | None = (192, 192)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.noise not in NOISE_MODELS:
+            raise ValueError(f"unknown noise model {self.noise!r}; choose one of {sorted(NOISE_MODELS)}")
+        if not self.levels:
+            raise ValueError("give at least one noise level")
+        for level in self.levels:
+            check_positive(level, "noise level")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise ValueError(f"unknown or no methods {unknown}; registered: {sorted(METHODS)}")
+        if not self.test_images:
+            raise ValueError("give at least one test image")
+        as_float_image(self.tune_image, min_size=1, name="tune image")
+        for name, image in self.test_images.items():
+            as_float_image(image, min_size=1, name=f"test image {name!r}")
+
+
+class Figure(NamedTuple):
+    """Images for the figure grid of one level: column label -> (H, W) image in [0, 1]."""
+
+    level: float
+    columns: dict[str, np.ndarray]
+
+
+def run_benchmark(setup: BenchmarkSetup, progress: bool = True) -> tuple[dict[str, Any], list[Figure]]:
+    """Run the protocol of the module docstring; returns (JSON-able results, figure images)."""
+    model = NOISE_MODELS[setup.noise]
+    phantom = simulate.cyst_phantom(setup.phantom_shape) if setup.phantom_shape is not None else None
+    names = list(setup.test_images)
+    results: list[dict[str, Any]] = []
+    figures: list[Figure] = []
+    bar = tqdm(total=len(setup.levels) * len(setup.methods), desc="benchmark", disable=not progress)
+    for li, level in enumerate(setup.levels):
+        base = setup.seed + 1000 * li
+        tune_noisy, tune_target = model.corrupt(setup.tune_image, level, base + 999)
+        pairs = {n: model.corrupt(setup.test_images[n], level, base + i) for i, n in enumerate(names)}
+        ph_noisy, ph_target = model.corrupt(phantom.image, level, base + 998) if phantom else (None, None)
+        std = noise_std(tune_noisy, tune_target)
+        row: dict[str, Any] = {
+            "level": level,
+            "noise_std": std,
+            "noisy": _scores(pairs, {n: pairs[n][0] for n in names}, {}),
+            "methods": {},
+        }
+        if phantom:
+            row["noisy"]["phantom"] = _phantom_scores(ph_noisy, ph_target, phantom.masks)
+        first = names[0]
+        columns = {"target": pairs[first][1], "noisy": pairs[first][0]}
+        for name in setup.methods:
+            bar.set_postfix_str(f"{model.level_name} {level:g}: {name}")
+            method = METHODS[name]
+            best, trials = _tune(method, tune_noisy, tune_target, std)
+            runs = {n: _timed(method, pairs[n][0], best, std) for n in names}
+            entry = _scores(pairs, {n: runs[n][0] for n in names}, {n: runs[n][1] for n in names})
+            entry.update(params=best, tuning=trials, at_grid_edge=_at_edge(method, best))
+            if phantom:
+                entry["phantom"] = _phantom_scores(_timed(method, ph_noisy, best, std)[0], ph_target, phantom.masks)
+            row["methods"][name] = entry
+            columns[name] = runs[first][0]
+            bar.update()
+        results.append(row)
+        figures.append(Figure(level, columns))
+    bar.close()
+    meta = {
+        "noise": setup.noise, "noise_description": model.description, "level_name": model.level_name,
+        "levels": list(setup.levels), "seed": setup.seed, "test_images": names,
+        "image_shapes": {n: list(setup.test_images[n].shape) for n in names},
+        "phantom_shape": list(setup.phantom_shape) if setup.phantom_shape else None,
+        "methods": {m: {"grid": dict(METHODS[m].grid), "noise_scaled": list(METHODS[m].noise_scaled)} for m in setup.methods},
+        "device": device_name(),
+    }
+    return {"meta": meta, "levels": results}, figures
+
+
+def _scores(pairs: Mapping[str, tuple[np.ndarray, np.ndarray]], estimates: Mapping[str, np.ndarray],
+            seconds: Mapping[str, float]) -> dict[str, Any]:
+    """Mean and per-image PSNR / SSIM of the estimates against the targets, and mean seconds."""
+    per = {n: {"psnr": metrics.psnr(pairs[n][1], estimates[n]), "ssim": metrics.ssim(pairs[n][1], estimates[n])} for n in pairs}
+    out: dict[str, Any] = {k: float(np.mean([p[k] for p in per.values()])) for k in ("psnr", "ssim")}
+    out["per_image"] = per
+    if seconds:
+        out["seconds"] = float(np.mean(list(seconds.values())))
+    return out
+
+
+def _at_edge(method: Method, best: Mapping[str, Any]) -> list[str]:
+    """Names of tuned parameters that sit on the first or last value of a grid with > 1 value."""
+    return [k for k, v in best.items() if len(method.grid[k]) > 1 and v in (method.grid[k][0], method.grid[k][-1])]
+
+
+def device_name() -> str:
+    """The JAX device and host processor, e.g. ``'cpu (cpu), x86_64, 2 cores'``."""
+    dev = jax.devices()[0]
+    return f"{dev.device_kind} ({jax.default_backend()}), {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+# --- reports ----------------------------------------------------------------------------------
+
+
+def _fmt_params(params: Mapping[str, Any], method: str, meta: Mapping[str, Any]) -> str:
+    scaled = set(meta["methods"][method]["noise_scaled"])
+    return ", ".join(f"{k}={v:g}{' x std' if k in scaled else ''}" if isinstance(v, (int, float)) else f"{k}={v}"
+                     for k, v in params.items()) or "-"
+
+
+def markdown(results: Mapping[str, Any], title: str, command: str) -> str:
+    """Markdown tables of :func:`run_benchmark` results (one table per level, plus phantoms)."""
+    meta = results["meta"]
+    lines = [
+        f"# {title}", "",
+        f"Generated by `{command}` on {meta['device']}.", "",
+        f"Noise model `{meta['noise']}`: {meta['noise_description']}. Test images: "
+        f"{', '.join(meta['test_images'])} (shapes {sorted({tuple(s) for s in meta['image_shapes'].values()})}). "
+        "Every method was tuned by grid search on a separate tuning image per level and sees the same "
+        "seeded noisy inputs; parameters marked `x std` are multiples of the level's noise std "
+        "(rms of noisy - target on the tuning image). PSNR (dB) and SSIM against the target, data range 1; time = mean wall-clock "
+        "seconds per test image (numpy in, numpy out); `*` = tuned value at the edge of its grid.", "",
+    ]
+    for row in results["levels"]:
+        lines += [f"## {meta['level_name']} = {row['level']:g}", "",
+                  "| method | PSNR | SSIM | s / image | tuned parameters |", "|---|---|---|---|---|",
+                  f"| noisy input | {row['noisy']['psnr']:.2f} | {row['noisy']['ssim']:.3f} | - | - |"]
+        ranked = sorted(row["methods"].items(), key=lambda kv: -kv[1]["psnr"])
+        for name, r in ranked:
+            edge = " *" if r["at_grid_edge"] else ""
+            lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['seconds']:.2f} | "
+                         f"{_fmt_params(r['params'], name, meta)}{edge} |")
+        lines.append("")
+        if "phantom" in row["noisy"]:
+            lesions = list(row["noisy"]["phantom"]["gcnr"])
+            head = " | ".join(f"gCNR {n} | CNR {n}" for n in lesions)
+            lines += [f"Cyst phantom {tuple(meta['phantom_shape'])} (same noise model and tuned parameters):", "",
+                      f"| method | PSNR | {head} | SNR bg | ENL bg |", "|---" * (4 + 2 * len(lesions)) + "|"]
+            for name, r in [("noisy input", row["noisy"])] + ranked:
+                p = r["phantom"]
+                cells = " | ".join(f"{p['gcnr'][n]:.3f} | {p['cnr'][n]:.2f}" for n in lesions)
+                lines.append(f"| {name} | {p['psnr']:.2f} | {cells} | {p['snr']:.2f} | {p['enl']:.1f} |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def figure_grid(figures: Sequence[Figure], gap: int = 4, zoom: int = 3) -> np.ndarray:
+    """One image: per level a row of the columns and a row of their central crops zoomed ``zoom`` x.
+
+    The crop is the central (H // zoom, W // zoom) window, enlarged by pixel replication.
+    Tiles are separated by ``gap`` white pixels. Returns (rows * (H + gap), cols * (W + gap)) in [0, 1].
+    """
+    rows = []
+    for fig in figures:
+        tiles = list(fig.columns.values())
+        h, w = tiles[0].shape
+        ch, cw = h // zoom, w // zoom
+        r0, c0 = (h - ch) // 2, (w - cw) // 2
+
+        def zoomed(t: np.ndarray) -> np.ndarray:
+            crop = np.kron(t[r0 : r0 + ch, c0 : c0 + cw], np.ones((zoom, zoom), t.dtype))
+            return np.pad(crop, ((0, h - crop.shape[0]), (0, w - crop.shape[1])), constant_values=1.0)
+
+        for row_tiles in (tiles, [zoomed(t) for t in tiles]):
+            padded = [np.pad(t, ((0, gap), (0, gap)), constant_values=1.0) for t in row_tiles]
+            rows.append(np.concatenate(padded, axis=1))
+    return np.clip(np.concatenate(rows, axis=0), 0.0, 1.0)
+
+
+def write_reports(results: Mapping[str, Any], figures: Sequence[Figure], out_dir: Path, name: str,
+                  title: str, command: str) -> dict[str, Path]:
+    """Write ``name.json``, ``name.md`` and the figure ``name.png`` into ``out_dir``; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {ext: out_dir / f"{name}.{ext}" for ext in ("json", "md", "png")}
+    data = {"meta": {**results["meta"], "command": command}, "levels": results["levels"]}
+    paths["json"].write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+    columns = ", ".join(figures[0].columns)
+    levels = ", ".join(f"{f.level:g}" for f in figures)
+    md = markdown(results, title, command) + (
+        f"\n![{name}]({name}.png)\n\nFigure: first test image; columns: {columns}; "
+        f"row pairs: {results['meta']['level_name']} {levels} (full image, then the central third zoomed 3x).\n"
+    )
+    paths["md"].write_text(md)
+    skimage.io.imsave(paths["png"], skimage.util.img_as_ubyte(figure_grid(figures)), check_contrast=False)
+    return paths
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars (e.g. grid values) as Python numbers."""
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def import_plugins(modules: Sequence[str]) -> None:
+    """Import modules that register methods (``usprior bench --import MODULE``)."""
+    for module in modules:
+        importlib.import_module(module)
