@@ -39,6 +39,8 @@ from usprior.amortized import (
 )
 from usprior.glow import squeeze
 
+GAUSSIAN = simulate.NOISE_MODELS["gaussian"].corrupt
+
 # Partitionable threefry (the jax default) makes XLA:CPU compile the random initialisers ~6x
 # slower (jax 0.10); the rbg generator keeps model initialisation in this file to seconds.
 KEY = jax.random.key(0, impl="rbg")
@@ -60,7 +62,7 @@ def smooth_images(n: int = 2, shape: tuple[int, int] = (24, 28)) -> list[np.ndar
 @pytest.fixture(scope="module")
 def pairs():
     return make_pairs(
-        smooth_images(), simulate.gaussian, clean_teacher, sigmas=[0.1, 0.2], patch=16, patches_per_image=2
+        smooth_images(), GAUSSIAN, clean_teacher, levels=[0.1, 0.2], patch=16, patches_per_image=2
     )
 
 
@@ -165,10 +167,9 @@ def test_pix2pix_steps_lower_the_generator_loss(pix2pix_run):
     assert history[-1]["g_loss"] < 0.85 * history[0]["g_loss"], history  # observed ~0.80
 
 
-def test_evaluate_mean_psnr(pairs):
+def test_evaluate_pooled_psnr(pairs):
     identity = evaluate(lambda y, s: y, pairs, batch=3)
-    mse = np.mean((pairs.target - pairs.noisy) ** 2, axis=(1, 2, 3))
-    expected = np.mean(10 * np.log10(1 / mse))
+    expected = 10 * np.log10(1 / np.mean((pairs.target.astype(np.float64) - pairs.noisy) ** 2))
     assert identity == pytest.approx(expected, rel=1e-5)
     assert evaluate(lambda y, s: jnp.asarray(pairs.target[: len(y)]), pairs) == np.inf
 
@@ -188,25 +189,39 @@ def test_early_stopping_keeps_best():
 
 def test_teacher_swap_same_noisy_inputs():
     clean = smooth_images(shape=(24, 24))  # patch = image: the windows are the whole images
-    kwargs = dict(corrupt=simulate.gaussian, sigmas=[0.1], patch=24, patches_per_image=1, seed=3)
+    kwargs = dict(corrupt=GAUSSIAN, levels=[0.1], patch=24, patches_per_image=1, seed=3)
     supervised = make_pairs(clean, teacher=clean_teacher, **kwargs)
-    box = make_pairs(clean, teacher=lambda y: scipy.ndimage.uniform_filter(y, 3), **kwargs)
+    box = make_pairs(clean, teacher=lambda y, s: scipy.ndimage.uniform_filter(y, 3), **kwargs)
     np.testing.assert_array_equal(supervised.noisy, box.noisy)
     np.testing.assert_array_equal(supervised.target[..., 0], np.stack(clean))
     expected = np.stack([scipy.ndimage.uniform_filter(y, 3) for y in supervised.noisy[..., 0]])
     np.testing.assert_allclose(box.target[..., 0], expected, atol=1e-6)
     assert np.all(supervised.noisy >= 0) and np.all(supervised.noisy <= 1)
-    np.testing.assert_array_equal(supervised.sigma, np.float32([0.1, 0.1]))
+    rms = np.sqrt(np.mean((supervised.noisy - supervised.target) ** 2, axis=(1, 2, 3)))
+    np.testing.assert_allclose(supervised.sigma, rms, rtol=1e-5)  # the measured noise std per image
+    assert np.all(np.abs(supervised.sigma - 0.1) < 0.02)
+
+
+def test_clean_teacher_uses_the_noise_models_target():
+    """For B-mode speckle the supervised target is the speckle-free display image, not x."""
+    clean = smooth_images(shape=(32, 32))[:1]
+    pairs = make_pairs(clean, simulate.NOISE_MODELS["convolutional"].corrupt, clean_teacher, levels=[40.0],
+                       patch=32, patches_per_image=1, seed=5)
+    seed = int(np.random.default_rng(5).integers(2**31))
+    noisy, target = simulate.NOISE_MODELS["convolutional"].corrupt(clean[0], 40.0, seed)
+    np.testing.assert_array_equal(pairs.noisy[0, ..., 0], noisy)
+    np.testing.assert_array_equal(pairs.target[0, ..., 0], target)
+    assert not np.allclose(target, clean[0], atol=0.05)
 
 
 def test_pairs_are_aligned(pairs):
     noisy_as_target = make_pairs(
-        smooth_images(), simulate.gaussian, lambda y: y, sigmas=[0.1, 0.2], patch=16, patches_per_image=2
+        smooth_images(), GAUSSIAN, lambda y, s: y, levels=[0.1, 0.2], patch=16, patches_per_image=2
     )
     np.testing.assert_array_equal(noisy_as_target.noisy, pairs.noisy)
     np.testing.assert_array_equal(noisy_as_target.target, noisy_as_target.noisy)
     assert pairs.noisy.shape == pairs.target.shape == (8, 16, 16, 1)
-    np.testing.assert_allclose(pairs.sigma, [0.1, 0.1, 0.2, 0.2] * 2)
+    np.testing.assert_allclose(pairs.sigma, [0.1, 0.1, 0.2, 0.2] * 2, atol=0.03)
 
 
 # --- checkpoints ---------------------------------------------------------------------------
@@ -263,13 +278,13 @@ def test_bad_inputs_raise(ffdnet_run, pix2pix_run):
         with pytest.raises(ValueError):
             pix2pix_denoise(gen_vars, UNET, bad)
         with pytest.raises(ValueError):
-            make_pairs([bad], simulate.gaussian, clean_teacher, sigmas=[0.1], patch=8)
+            make_pairs([bad], GAUSSIAN, clean_teacher, levels=[0.1], patch=8)
     for sigma in (0.0, -0.1, np.nan, np.zeros_like(image)):
         with pytest.raises(ValueError, match="sigma"):
             ffdnet_denoise(variables, FFD, image, sigma)
-    with pytest.raises(ValueError, match="sigma"):
-        make_pairs([image], simulate.gaussian, clean_teacher, sigmas=[0.0], patch=8)
+    with pytest.raises(ValueError, match="level"):
+        make_pairs([image], GAUSSIAN, clean_teacher, levels=[0.0], patch=8)
     with pytest.raises(ValueError, match="teacher"):
-        make_pairs([image], simulate.gaussian, lambda y: y[1:], sigmas=[0.1], patch=8)
+        make_pairs([image], GAUSSIAN, lambda y, s: y[1:], levels=[0.1], patch=8)
     out = ffdnet_denoise(variables, FFD, image, 0.1)
     assert out.shape == image.shape and out.dtype == np.float32

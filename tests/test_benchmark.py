@@ -9,7 +9,7 @@ import pytest
 import skimage.io
 from scipy.ndimage import uniform_filter
 
-from usprior import benchmark, metrics
+from usprior import benchmark, metrics, simulate
 from usprior.cli import main
 
 
@@ -61,7 +61,7 @@ def test_tuning_picks_the_best_grid_point_on_the_tuning_image(plugins):
     setup = _setup(methods=("box",), levels=(0.2,))
     results, _ = benchmark.run_benchmark(setup, progress=False)
     entry = results["levels"][0]["methods"]["box"]
-    noisy, target = benchmark.NOISE_MODELS["gaussian"].corrupt(setup.tune_image, 0.2, setup.seed + 999)
+    noisy, target = simulate.NOISE_MODELS["gaussian"].corrupt(setup.tune_image, 0.2, setup.seed + 999)
     by_hand = {s: metrics.psnr(target, np.clip(box(noisy, s), 0, 1)) for s in (1, 3, 5, 7)}
     assert entry["params"] == {"size": max(by_hand, key=by_hand.get)}
     assert [t["psnr"] for t in entry["tuning"]] == pytest.approx(list(by_hand.values()), abs=1e-4)
@@ -78,7 +78,7 @@ def test_noise_scaled_parameters_are_multiples_of_the_level_noise_std(plugins):
     benchmark.register("scaled", scaled, grid={"strength": (2.0,)}, noise_scaled=("strength",), mode="fixed")
     setup = _setup(methods=("scaled",), levels=(0.1,))
     results, _ = benchmark.run_benchmark(setup, progress=False)
-    noisy, target = benchmark.NOISE_MODELS["gaussian"].corrupt(setup.tune_image, 0.1, setup.seed + 999)
+    noisy, target = simulate.NOISE_MODELS["gaussian"].corrupt(setup.tune_image, 0.1, setup.seed + 999)
     std = float(np.sqrt(np.mean((noisy - target) ** 2)))
     assert results["levels"][0]["noise_std"] == pytest.approx(std) and 0.09 < std < 0.105
     assert seen == [(pytest.approx(2.0 * std), "fixed")] * 3  # tuning image + two test images

@@ -3,8 +3,9 @@
 Protocol of :func:`run_benchmark`, for one noise model and a list of noise levels:
 
 1. For each level, the clean tuning image and every clean test image get one noisy copy
-   each, drawn once with a fixed seed (``seed + 1000 * level_index + image_index``, the
-   tuning image uses index -1), so every method sees the very same noisy inputs.
+   each, drawn once with a fixed seed (``seed + 1000 * level_index + image_index``; the
+   tuning image uses image index 999, the phantom 998), so every method sees the very same
+   noisy inputs.
 2. Each method's parameter grid (the Cartesian product of its ``grid``) is searched on the
    tuning image only; the parameters with the best PSNR are kept for that level.
 3. The tuned method runs on every test image: PSNR and SSIM against the target (data range 1)
@@ -17,9 +18,9 @@ Noise level. Parameters listed in a method's ``noise_scaled`` are grid *multipli
 level's noise std, measured as ``rms(noisy - target)`` on the tuning image (the usual
 known-noise-level protocol of denoising benchmarks; the same value for every test image of the
 level). A blind estimate is no substitute: the wavelet-MAD estimator
-(``skimage.restoration.estimate_sigma``) reads 0.0026 on convolutional speckle whose true std is
-about 0.11, because the speckle grain spans several pixels and the finest wavelet band barely
-sees it.
+(``skimage.restoration.estimate_sigma``) reads 0.0026 on an MRI slice with 50 dB convolutional
+speckle whose rms noise is 0.057 (about 0.11 inside tissue), because the speckle grain spans
+several pixels and the finest wavelet band barely sees it.
 
 A method is any ``fn(image, **params) -> image`` on 2-D float images in [0, 1]; add your own
 with :func:`register` (or ``usprior bench --import MODULE`` for a module that calls it).
@@ -50,53 +51,6 @@ from usprior.api import DEFAULT_LAM, denoise
 from usprior.validation import as_float_image, check_positive
 
 Denoiser = Callable[..., np.ndarray]
-
-
-# --- noise models -----------------------------------------------------------------------------
-
-
-class NoiseModel(NamedTuple):
-    """A way to corrupt a clean image: ``corrupt(clean, level, seed) -> (noisy, target)``.
-
-    ``noisy`` and ``target`` are (H, W) float32 in [0, 1]; ``level`` is the model's strength
-    parameter named ``level_name``.
-    """
-
-    corrupt: Callable[[np.ndarray, float, int], tuple[np.ndarray, np.ndarray]]
-    level_name: str
-    description: str
-
-
-def _clipped(draw: Callable[..., np.ndarray]) -> Callable[[np.ndarray, float, int], tuple[np.ndarray, np.ndarray]]:
-    """A pixel-wise simulator as a noise model: ``(clip(draw(x, level, seed), 0, 1), x)``."""
-
-    def corrupt(clean: np.ndarray, level: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        return np.clip(draw(clean, level, seed=seed), 0.0, 1.0).astype(np.float32), clean
-
-    return corrupt
-
-
-def _convolutional(clean: np.ndarray, level: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Yu & Acton convolutional speckle with dynamic range ``level`` dB; the target is its clean image."""
-    sim = simulate.convolutional_speckle(clean, dynamic_range_db=level, seed=seed)
-    return sim.noisy, sim.clean
-
-
-NOISE_MODELS: dict[str, NoiseModel] = {
-    "gaussian": NoiseModel(_clipped(simulate.gaussian), "sigma", "y = clip(x + sigma n, 0, 1)"),
-    "log_speckle": NoiseModel(
-        _clipped(simulate.log_speckle), "sigma", "y = clip(x + sqrt(x) sigma eta, 0, 1) (Loupas / Coupé)"
-    ),
-    "multiplicative": NoiseModel(
-        _clipped(simulate.multiplicative_uniform), "sigma", "y = clip(x + n x, 0, 1), n uniform with std sigma"
-    ),
-    "convolutional": NoiseModel(
-        _convolutional, "dynamic range (dB)",
-        "Yu & Acton B-mode: Gaussian scatterers x reflectivity, PSF, envelope, log compression "
-        "(display speckle std ~ 5.6 dB / DR); target = the matching speckle-free display image",
-    ),
-}
-"""Noise models by name; ``level`` is sigma for the pixel-wise ones, the dynamic range in dB for ``convolutional``."""
 
 
 # --- method registry --------------------------------------------------------------------------
@@ -188,11 +142,6 @@ register("map_log_speckle", functools.partial(_map, likelihood="log_speckle"), M
 # --- running ----------------------------------------------------------------------------------
 
 
-def noise_std(noisy: np.ndarray, target: np.ndarray) -> float:
-    """The noise std ``sqrt(mean((noisy - target)^2))`` of a simulated pair, floored at 1e-3."""
-    return max(float(np.sqrt(np.mean(np.square(noisy.astype(np.float64) - target)))), 1e-3)
-
-
 def _timed(method: Method, noisy: np.ndarray, point: Mapping[str, Any], std: float) -> tuple[np.ndarray, float]:
     """Run ``method`` at a grid point on ``noisy`` (noise std ``std``); returns the float32 estimate and seconds."""
     t0 = time.perf_counter()
@@ -231,8 +180,8 @@ class BenchmarkSetup:
     """What to measure.
 
     Attributes:
-        noise: a :data:`NOISE_MODELS` name.
-        levels: noise levels (see :class:`NoiseModel`), each > 0.
+        noise: a :data:`usprior.simulate.NOISE_MODELS` name.
+        levels: noise levels (see :class:`usprior.simulate.NoiseModel`), each > 0.
         methods: registered method names.
         tune_image: (H, W) clean image in [0, 1] used only for tuning.
         test_images: name -> (H, W) clean image in [0, 1].
@@ -249,8 +198,8 @@ class BenchmarkSetup:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.noise not in NOISE_MODELS:
-            raise ValueError(f"unknown noise model {self.noise!r}; choose one of {sorted(NOISE_MODELS)}")
+        if self.noise not in simulate.NOISE_MODELS:
+            raise ValueError(f"unknown noise model {self.noise!r}; choose one of {sorted(simulate.NOISE_MODELS)}")
         if not self.levels:
             raise ValueError("give at least one noise level")
         for level in self.levels:
@@ -274,7 +223,7 @@ class Figure(NamedTuple):
 
 def run_benchmark(setup: BenchmarkSetup, progress: bool = True) -> tuple[dict[str, Any], list[Figure]]:
     """Run the protocol of the module docstring; returns (JSON-able results, figure images)."""
-    model = NOISE_MODELS[setup.noise]
+    model = simulate.NOISE_MODELS[setup.noise]
     phantom = simulate.cyst_phantom(setup.phantom_shape) if setup.phantom_shape is not None else None
     names = list(setup.test_images)
     results: list[dict[str, Any]] = []
@@ -285,7 +234,7 @@ def run_benchmark(setup: BenchmarkSetup, progress: bool = True) -> tuple[dict[st
         tune_noisy, tune_target = model.corrupt(setup.tune_image, level, base + 999)
         pairs = {n: model.corrupt(setup.test_images[n], level, base + i) for i, n in enumerate(names)}
         ph_noisy, ph_target = model.corrupt(phantom.image, level, base + 998) if phantom else (None, None)
-        std = noise_std(tune_noisy, tune_target)
+        std = simulate.noise_std(tune_noisy, tune_target)
         row: dict[str, Any] = {
             "level": level,
             "noise_std": std,

@@ -21,7 +21,7 @@ import skimage.color
 import skimage.io
 import skimage.util
 
-from usprior import benchmark, data
+from usprior import benchmark, data, simulate
 from usprior.api import DEFAULT_LAM, denoise
 from usprior.likelihoods import LIKELIHOODS
 from usprior.validation import as_float_image
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--compare", type=Path, default=None, help="also write a before/after PNG")
 
     b = sub.add_parser("bench", help="compare denoisers on simulated noise (tuned per level, same noisy inputs)")
-    b.add_argument("--noise", default="convolutional", choices=sorted(benchmark.NOISE_MODELS))
+    b.add_argument("--noise", default="convolutional", choices=sorted(simulate.NOISE_MODELS))
     b.add_argument("--levels", type=float, nargs="+", required=True,
                    help="noise levels: sigma, or the dynamic range in dB for 'convolutional'")
     b.add_argument("--methods", nargs="+", default=None, help="registered method names (default: all)")

@@ -11,6 +11,8 @@ Three kinds of simulators, all deterministic given ``seed``:
   samplers of :mod:`usprior.likelihoods`.
 * :func:`cyst_phantom` -- a uniform background with disk lesions and the region masks used
   by contrast metrics (CNR, gCNR).
+* :data:`NOISE_MODELS` -- the simulators by name as ``corrupt(clean, level, seed) -> (noisy,
+  target)``: what the benchmark and the training of the amortised denoisers draw from.
 
 Axes: images are (H, W) = (depth / axial, lateral). Physical lengths are in millimetres,
 the centre frequency in MHz and the speed of sound in m/s, so the wavelength in mm is
@@ -23,7 +25,7 @@ IEEE Trans. Image Process. 11(11):1260-1270, 2002 (PSF and simulation model).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -39,7 +41,9 @@ __all__ = [
     "DEFAULT_LESIONS",
     "EULER_DB",
     "HEADROOM_DB",
+    "NOISE_MODELS",
     "Lesion",
+    "NoiseModel",
     "Phantom",
     "SpeckleSimulation",
     "convolutional_speckle",
@@ -47,6 +51,7 @@ __all__ = [
     "gaussian",
     "log_speckle",
     "multiplicative_uniform",
+    "noise_std",
     "psf",
     "wavelength_mm",
 ]
@@ -445,3 +450,65 @@ def cyst_phantom(
         outside &= dist >= radius + m
     masks["background"] = outside
     return Phantom(image=image, masks=masks)
+
+
+# --- noise models: (noisy, target) pairs by name ----------------------------------------------
+
+
+def noise_std(noisy: np.ndarray, target: np.ndarray) -> float:
+    """The noise std ``sqrt(mean((noisy - target)^2))`` of a simulated pair (H, W), floored at 1e-3."""
+    return max(float(np.sqrt(np.mean(np.square(np.asarray(noisy, np.float64) - target)))), 1e-3)
+
+
+Corrupt = Callable[[np.ndarray, float, int], tuple[np.ndarray, np.ndarray]]
+"""``corrupt(clean, level, seed) -> (noisy, target)``, both (H, W) float32 in [0, 1]."""
+
+
+class NoiseModel(NamedTuple):
+    """A named way to corrupt a clean image, with the target a denoiser should recover.
+
+    ``corrupt(clean, level, seed) -> (noisy, target)``; ``level`` is the model's strength
+    parameter, named ``level_name``. The pixel-wise models clip ``noisy`` to [0, 1] (a display
+    pipeline saturates) and their target is the clean image; the convolutional model's target
+    is its speckle-free image in the same display mapping.
+    """
+
+    corrupt: Corrupt
+    level_name: str
+    description: str
+
+
+def _clipped(draw: Callable[..., np.ndarray]) -> Corrupt:
+    """A pixel-wise simulator as a noise model: ``(clip(draw(x, level, seed), 0, 1), x)``."""
+
+    def corrupt(clean: np.ndarray, level: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        x = as_float_image(clean, min_size=1, name="clean")
+        return np.clip(draw(x, level, seed=seed), 0.0, 1.0).astype(np.float32), x
+
+    return corrupt
+
+
+def _convolutional(clean: np.ndarray, level: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`convolutional_speckle` with dynamic range ``level`` dB: (noisy, clean display image)."""
+    sim = convolutional_speckle(clean, dynamic_range_db=level, seed=seed)
+    return sim.noisy, sim.clean
+
+
+NOISE_MODELS: Mapping[str, NoiseModel] = MappingProxyType(
+    {
+        "gaussian": NoiseModel(_clipped(gaussian), "sigma", "y = clip(x + sigma n, 0, 1)"),
+        "log_speckle": NoiseModel(
+            _clipped(log_speckle), "sigma", "y = clip(x + sqrt(x) sigma eta, 0, 1) (Loupas / Coupé)"
+        ),
+        "multiplicative": NoiseModel(
+            _clipped(multiplicative_uniform), "sigma", "y = clip(x + n x, 0, 1), n uniform with std sigma"
+        ),
+        "convolutional": NoiseModel(
+            _convolutional,
+            "dynamic range (dB)",
+            "Yu & Acton B-mode: Gaussian scatterers x reflectivity, PSF, envelope, log compression "
+            "(display speckle std ~ 5.6 dB / DR); target = the matching speckle-free display image",
+        ),
+    }
+)
+"""Noise models by name; ``level`` is sigma for the pixel-wise ones, the dynamic range in dB for ``convolutional``."""

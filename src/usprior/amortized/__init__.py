@@ -2,6 +2,7 @@
 
 * :mod:`~usprior.amortized.ffdnet` — FFDNet with a noise-level map (the strength knob).
 * :mod:`~usprior.amortized.pix2pix` — U-Net generator + conditional PatchGAN, L1 + adversarial loss.
+* :mod:`~usprior.amortized.unrolled` — deep-unfolded latent MAP: K learned gradient steps.
 * :mod:`~usprior.amortized.training` — teacher targets (:func:`make_pairs`), jitted train
   steps, validation PSNR and early stopping.
 * :mod:`~usprior.amortized.checkpoint` — orbax save / load of a model and its config.
@@ -39,6 +40,18 @@ from usprior.amortized.training import (
     make_pairs,
     pix2pix_train_step,
 )
+from usprior.amortized.unrolled import (
+    UnrolledConfig,
+    UnrolledState,
+    create_unrolled_state,
+    init_unrolled,
+    patch_start,
+    unrolled_denoise,
+    unrolled_latents,
+    unrolled_loss,
+    unrolled_patches,
+    unrolled_train_step,
+)
 
 __all__ = [
     "AmortizedCheckpoint",
@@ -52,9 +65,12 @@ __all__ = [
     "Teacher",
     "UNetConfig",
     "UNetGenerator",
+    "UnrolledConfig",
+    "UnrolledState",
     "clean_teacher",
     "create_ffdnet_state",
     "create_pix2pix_states",
+    "create_unrolled_state",
     "crop",
     "discriminator_loss",
     "evaluate",
@@ -65,13 +81,20 @@ __all__ = [
     "init_ffdnet",
     "init_patchgan",
     "init_unet",
+    "init_unrolled",
     "load_model",
     "make_pairs",
     "pad_to_multiple",
+    "patch_start",
     "pix2pix_apply",
     "pix2pix_denoise",
     "pix2pix_train_step",
     "pixel_shuffle",
     "pixel_unshuffle",
     "save_model",
+    "unrolled_denoise",
+    "unrolled_latents",
+    "unrolled_loss",
+    "unrolled_patches",
+    "unrolled_train_step",
 ]

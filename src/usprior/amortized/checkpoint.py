@@ -5,9 +5,11 @@ A checkpoint is a directory, laid out like the prior's (:mod:`usprior.checkpoint
     <dir>/config.json    {"model": kind, "config": {config fields}, "metadata": {...}}
     <dir>/variables/     orbax StandardCheckpointer tree of the Flax variables
 
-with kind ``"ffdnet"`` (:class:`FFDNetConfig`; variables {"params", "batch_stats"}) or
+with kind ``"ffdnet"`` (:class:`FFDNetConfig`; variables {"params", "batch_stats"}),
 ``"pix2pix"`` (the generator only, :class:`UNetConfig`; variables {"params"} — the
-discriminator is needed for training, not for denoising).
+discriminator is needed for training, not for denoising) or ``"unrolled"``
+(:class:`UnrolledConfig`; variables {"params": {"log_lr", "log_lam"}}; the flow prior it
+unrolls is not part of it — record which one in the metadata).
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ import jax
 
 from usprior.amortized.ffdnet import FFDNetConfig, init_ffdnet
 from usprior.amortized.pix2pix import UNetConfig, init_unet
+from usprior.amortized.unrolled import UnrolledConfig, init_unrolled
 from usprior.checkpoint import read_record, restore_tree, tree_shapes, write_checkpoint
 
-ModelConfig = FFDNetConfig | UNetConfig
+ModelConfig = FFDNetConfig | UNetConfig | UnrolledConfig
 
 MODELS: dict[str, tuple[type, Callable[[Any, jax.Array], dict[str, Any]]]] = {
     "ffdnet": (FFDNetConfig, init_ffdnet),
     "pix2pix": (UNetConfig, init_unet),
+    "unrolled": (UnrolledConfig, lambda config, key: {"params": init_unrolled(config, key)}),
 }
 
 

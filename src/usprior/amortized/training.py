@@ -1,9 +1,10 @@
 """Training machinery of the amortised denoisers: teacher targets, train steps, validation.
 
-A network learns to imitate a *teacher*: the target of a noisy image y is t = teacher(y),
-e.g. ``usprior.denoise`` (the MAP denoiser), a baseline such as
-``functools.partial(usprior.baselines.wnnm.wnnm, sigma=0.1)``, or — with :data:`clean_teacher`
-— the clean image x of a simulated pair (y = corrupt(x)). Swapping the teacher is one
+A network learns to imitate a *teacher*: the target of a noisy image y with noise std s is
+t = teacher(y, s), e.g. ``lambda y, s: usprior.denoise(y, sigma=s, lam=6.0)`` (the MAP
+denoiser), a baseline such as ``lambda y, s: usprior.baselines.wnnm(y, sigma=4 * s)``, or — with :data:`clean_teacher`
+— the target of the simulated pair (y, t) = corrupt(x) (a :data:`usprior.simulate.Corrupt`,
+e.g. ``usprior.simulate.NOISE_MODELS["convolutional"].corrupt``). Swapping the teacher is one
 argument of :func:`make_pairs`; the noise draws and patch positions do not depend on it.
 
 Train steps (jitted, optax through ``flax.training.train_state``):
@@ -14,7 +15,7 @@ Train steps (jitted, optax through ``flax.training.train_state``):
   updated discriminator (the alternation of Isola et al.; losses in
   :mod:`usprior.amortized.pix2pix`).
 
-Validation: :func:`evaluate` (mean PSNR against the targets) and :class:`EarlyStopping`
+Validation: :func:`evaluate` (pooled PSNR against the targets) and :class:`EarlyStopping`
 (patience on the validation PSNR, keeps the best variables).
 """
 
@@ -43,23 +44,20 @@ from usprior.amortized.pix2pix import (
     init_patchgan,
     init_unet,
 )
-from usprior.metrics import psnr
+from usprior.simulate import Corrupt, noise_std
 from usprior.validation import as_float_image, check_image, check_int, check_positive
 
 Array = jax.Array
 
-Teacher = Callable[[np.ndarray], np.ndarray]
-"""Maps a noisy image (H, W) in [0, 1] to its training target (H, W), e.g. ``usprior.denoise``."""
-
-Corrupt = Callable[[np.ndarray, float, int], np.ndarray]
-"""``corrupt(clean, sigma, seed) -> noisy`` (H, W), e.g. ``usprior.simulate.log_speckle``."""
-
+Teacher = Callable[[np.ndarray, float], np.ndarray]
+"""``teacher(noisy, noise_std) -> target``: a noisy image (H, W) in [0, 1] and its noise std
+(:func:`usprior.simulate.noise_std`) to the training target (H, W)."""
 
 class CleanTeacher:
-    """Marker teacher: the target of each simulated pair is its clean image (supervised training).
+    """Marker teacher: the target of each simulated pair is its clean target (supervised training).
 
-    It has no noisy -> target map of its own (the clean image is not a function of the noisy
-    one), so it is not a :data:`Teacher`; :func:`make_pairs` recognises it.
+    It has no noisy -> target map of its own (the clean target is not a function of the noisy
+    image), so it is not a :data:`Teacher`; :func:`make_pairs` recognises it.
     """
 
     def __repr__(self) -> str:
@@ -77,10 +75,10 @@ class PairBatch(NamedTuple):
     sigma: np.ndarray
 
 
-def _teacher_target(teacher: Teacher | CleanTeacher, noisy: np.ndarray, clean: np.ndarray) -> np.ndarray:
+def _teacher_target(teacher: Teacher | CleanTeacher, noisy: np.ndarray, clean: np.ndarray, std: float) -> np.ndarray:
     if isinstance(teacher, CleanTeacher):
         return clean
-    target = check_image(teacher(noisy), "teacher output").astype(np.float32)
+    target = check_image(teacher(noisy, std), "teacher output").astype(np.float32)
     if target.shape != noisy.shape:
         raise ValueError(f"the teacher returned shape {target.shape} for a noisy image of shape {noisy.shape}")
     return target
@@ -90,42 +88,44 @@ def make_pairs(
     clean_images: Sequence[np.ndarray],
     corrupt: Corrupt,
     teacher: Teacher | CleanTeacher,
-    sigmas: Sequence[float],
+    levels: Sequence[float],
     patch: int = 64,
     patches_per_image: int = 8,
     seed: int = 0,
 ) -> PairBatch:
     """Simulate noisy images, label them with ``teacher`` and cut aligned random patches.
 
-    For every clean image x (H, W) in [0, 1] and level s in ``sigmas``: y = clip(corrupt(x, s,
-    seed'), 0, 1) with seed' drawn from ``seed`` (clipped as a display pipeline would, and as
-    the teachers' [0, 1] inputs require), t = x for :data:`clean_teacher` else teacher(y) on
-    the whole image, then ``patches_per_image`` random (P, P) windows shared by y and t.
-    Returns N = len(clean_images) len(sigmas) patches_per_image samples, sigma[k] = s. The same
-    ``seed`` gives the same noisy patches for every teacher. Bad images, levels or sizes
-    raise ``ValueError``.
+    For every clean image x (H, W) in [0, 1] and level s in ``levels``: (y, t_sim) =
+    corrupt(x, s, seed') with seed' drawn from ``seed``; the target is t = t_sim for
+    :data:`clean_teacher`, else teacher(y, std) on the whole image; then ``patches_per_image``
+    random (P, P) windows shared by y and t. The recorded noise level of a sample is the noise
+    std of its image, rms(y - t_sim) (:func:`usprior.simulate.noise_std`): the units of the
+    FFDNet noise map whatever the noise model. Returns N = len(clean_images) len(levels)
+    patches_per_image samples. The same ``seed`` gives the same noisy patches for every
+    teacher. Bad images, levels or sizes raise ``ValueError``.
     """
     patch = check_int(patch, "patch")
     patches_per_image = check_int(patches_per_image, "patches_per_image")
-    levels = [check_positive(s, "sigma") for s in sigmas]
+    levels = [check_positive(s, "level") for s in levels]
     if not levels:
-        raise ValueError("sigmas must hold at least one noise level")
+        raise ValueError("levels must hold at least one noise level")
     images = [as_float_image(x, min_size=patch, name="clean image") for x in clean_images]
     rng = np.random.default_rng(seed)
     noisy, target, sigma = [], [], []
     for x in images:
         for s in levels:
-            y = check_image(corrupt(x, s, int(rng.integers(2**31))), "corrupted image")
-            if y.shape != x.shape:
-                raise ValueError(f"corrupt returned shape {y.shape} for a clean image of shape {x.shape}")
-            y = np.clip(y, 0.0, 1.0).astype(np.float32)
-            t = _teacher_target(teacher, y, x)
+            y, t_sim = corrupt(x, s, int(rng.integers(2**31)))
+            y = as_float_image(y, min_size=patch, name="corrupted image")
+            if y.shape != x.shape or t_sim.shape != x.shape:
+                raise ValueError(f"corrupt returned shapes {y.shape}, {t_sim.shape} for a clean image of shape {x.shape}")
+            std = noise_std(y, t_sim)
+            t = _teacher_target(teacher, y, t_sim, std)
             rows = rng.integers(0, x.shape[0] - patch + 1, patches_per_image)
             cols = rng.integers(0, x.shape[1] - patch + 1, patches_per_image)
             for r, c in zip(rows, cols):
                 noisy.append(y[r : r + patch, c : c + patch])
                 target.append(t[r : r + patch, c : c + patch])
-                sigma.append(s)
+                sigma.append(std)
     return PairBatch(
         noisy=np.stack(noisy)[..., None],
         target=np.stack(target)[..., None],
@@ -245,20 +245,24 @@ def pix2pix_train_step(
 
 
 def evaluate(predict: Callable[[Array, Array], Array], pairs: PairBatch, batch: int = 64) -> float:
-    """Mean PSNR (dB, data range 1) of ``predict(noisy, sigma)`` against the targets.
+    """PSNR (dB, data range 1) of ``predict(noisy, sigma)`` against the targets, pooled:
+    ``10 log10(1 / MSE)`` with the MSE over every pixel of every sample.
 
-    ``predict`` maps (n, P, P, 1) and (n,) to (n, P, P, 1), e.g.
+    Pooling (rather than averaging per-sample PSNRs) keeps the score finite when some patches
+    are reproduced exactly, e.g. patches of clipped black background. ``predict`` maps
+    (n, P, P, 1) and (n,) to (n, P, P, 1), e.g.
     ``functools.partial(ffdnet_apply, state.variables, config)`` or
     ``lambda y, s: pix2pix_apply({"params": gen_state.params}, config, y)``; it runs on
-    chunks of ``batch`` samples. PSNR per sample (:func:`usprior.metrics.psnr`), then the mean.
+    chunks of ``batch`` samples.
     """
     batch = check_int(batch, "batch")
-    scores = []
+    squared_error = 0.0
     for start in range(0, len(pairs.noisy), batch):
         chunk = slice(start, start + batch)
-        estimate = np.asarray(predict(jnp.asarray(pairs.noisy[chunk]), jnp.asarray(pairs.sigma[chunk])))
-        scores += [psnr(t[..., 0], e[..., 0]) for t, e in zip(pairs.target[chunk], estimate)]
-    return float(np.mean(scores))
+        estimate = np.asarray(predict(jnp.asarray(pairs.noisy[chunk]), jnp.asarray(pairs.sigma[chunk])), np.float64)
+        squared_error += float(np.sum(np.square(estimate - pairs.target[chunk])))
+    mse = squared_error / pairs.target.size
+    return float(10.0 * np.log10(1.0 / mse)) if mse > 0 else float("inf")
 
 
 @dataclasses.dataclass

@@ -1,0 +1,192 @@
+"""Train an amortised denoiser (FFDNet or Pix2Pix) to imitate a teacher on simulated ultrasound.
+
+Data: clean images are sagittal MNI152 slices of the 'train' band (validation: the
+'validation' band); noisy images come from a ``usprior.simulate.NOISE_MODELS`` model at the
+given levels; targets come from the chosen teacher (``--teacher``):
+
+* ``clean``: the simulated pair's speckle-free target (supervised training);
+* ``map``: the flow-prior MAP denoiser, ``usprior.denoise(y, sigma=s, lam=--lam)``;
+* ``wnnm`` / ``bm3d``: the baselines with sigma = ``--teacher-scale`` x the noise std s.
+
+Swapping the teacher is the one ``teacher=`` argument of ``make_pairs`` (see TEACHERS).
+FFDNet is first pretrained on bundled natural images with Gaussian noise (``--pretrain-steps``),
+then fine-tuned on the ultrasound pairs (transfer), as the FFDNet ultrasound paper does.
+Validation PSNR against the teacher's targets every ``--eval-every`` steps drives early
+stopping; the best variables are saved with orbax (``usprior.amortized.save_model``) together
+with the command, device, time and validation scores. A JSON-lines log goes to ``--workdir``.
+
+    python experiments/train_amortized.py ffdnet --teacher clean --out checkpoints/ffdnet_us
+    python experiments/train_amortized.py pix2pix --teacher map --lam 6 --out runs/pix2pix_map
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from usprior import baselines, data, simulate
+from usprior.amortized import (
+    EarlyStopping,
+    FFDNetConfig,
+    PairBatch,
+    PatchGANConfig,
+    UNetConfig,
+    clean_teacher,
+    create_ffdnet_state,
+    create_pix2pix_states,
+    evaluate,
+    ffdnet_apply,
+    ffdnet_train_step,
+    make_pairs,
+    pix2pix_apply,
+    pix2pix_train_step,
+    save_model,
+)
+from usprior.api import denoise
+from usprior.benchmark import device_name
+
+
+def teachers(args: argparse.Namespace) -> dict[str, Any]:
+    """The selectable teachers: name -> ``teacher(noisy, noise_std) -> target`` (or the clean marker)."""
+    return {
+        "clean": clean_teacher,
+        "map": lambda y, s: denoise(y, sigma=s, lam=args.lam),
+        "wnnm": lambda y, s: baselines.wnnm(y, sigma=args.teacher_scale * s),
+        "bm3d": lambda y, s: baselines.bm3d(y, sigma=args.teacher_scale * s),
+    }
+
+
+def minibatch(pairs: PairBatch, rng: np.random.Generator, size: int) -> PairBatch:
+    """``size`` random samples, each flipped left-right with probability 1/2 (speckle is not
+    symmetric in depth, so no up-down flips)."""
+    idx = rng.integers(0, len(pairs.noisy), size)
+    flip = rng.random(size) < 0.5
+    pick = lambda a: np.where(flip[:, None, None, None], a[idx][:, :, ::-1], a[idx])
+    return PairBatch(pick(pairs.noisy), pick(pairs.target), pairs.sigma[idx])
+
+
+def train(
+    step_fn: Callable[[PairBatch, int], dict[str, float]],
+    predict: Callable[[], Callable],
+    variables: Callable[[], Any],
+    pairs: PairBatch,
+    val: PairBatch,
+    args: argparse.Namespace,
+    steps: int,
+    stage: str,
+    log: Any,
+) -> EarlyStopping:
+    """Run ``steps`` minibatch updates with validation every ``--eval-every`` and early stopping."""
+    rng = np.random.default_rng(args.seed)
+    stopper = EarlyStopping(patience=args.patience)
+    bar = tqdm(range(steps), desc=stage)
+    for step in bar:
+        losses = step_fn(minibatch(pairs, rng, args.batch), step)
+        if (step + 1) % args.eval_every == 0 or step + 1 == steps:
+            score = evaluate(predict(), val)
+            record = {"stage": stage, "step": step + 1, "val_psnr": score, **losses}
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            bar.set_postfix(val_psnr=f"{score:.2f}")
+            if stopper.update(score, variables()):
+                break
+    return stopper
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", choices=["ffdnet", "pix2pix"])
+    parser.add_argument("--teacher", default="clean", choices=["clean", "map", "wnnm", "bm3d"])
+    parser.add_argument("--lam", type=float, default=6.0, help="MAP teacher's lambda")
+    parser.add_argument("--teacher-scale", type=float, default=4.0, help="WNNM / BM3D sigma in noise stds")
+    parser.add_argument("--noise", default="convolutional", choices=sorted(simulate.NOISE_MODELS))
+    parser.add_argument("--levels", type=float, nargs="+", default=[40.0, 50.0, 60.0])
+    parser.add_argument("--features", type=int, default=32)
+    parser.add_argument("--depth", type=int, default=None, help="FFDNet conv layers / U-Net levels")
+    parser.add_argument("--patch", type=int, default=64)
+    parser.add_argument("--patches-per-image", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--pretrain-steps", type=int, default=2000, help="FFDNet only: Gaussian noise on natural images")
+    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--patience", type=int, default=6)
+    parser.add_argument("--max-images", type=int, default=None, help="cap the training slices (smoke runs)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    workdir = args.workdir or Path("runs") / args.out.name
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    model = simulate.NOISE_MODELS[args.noise]
+    teacher = teachers(args)[args.teacher]
+    train_images = data.sagittal_slices("train")[: args.max_images]
+    val_images = data.sagittal_slices("validation")[: max(1, (args.max_images or 8) // 4)]
+    kw = dict(patch=args.patch, patches_per_image=args.patches_per_image)
+    pairs = make_pairs(train_images, model.corrupt, teacher, args.levels, seed=args.seed, **kw)
+    val = make_pairs(val_images, model.corrupt, teacher, args.levels, seed=args.seed + 1, **kw)
+    t_data = time.perf_counter() - t0
+    key = jax.random.PRNGKey(args.seed)
+    scores: dict[str, float] = {"val_psnr_noisy": evaluate(lambda y, s: y, val)}
+
+    with open(workdir / "log.jsonl", "a") as log:
+        if args.model == "ffdnet":
+            config = FFDNetConfig(features=args.features, depth=args.depth or 10)
+            state = create_ffdnet_state(config, key)
+
+            def step_fn(batch: PairBatch, _: int) -> dict[str, float]:
+                nonlocal state
+                state, loss = ffdnet_train_step(state, batch)
+                return {"loss": float(loss)}
+
+            predict = lambda: lambda y, s: ffdnet_apply(state.variables, config, y, s)
+            if args.pretrain_steps:
+                natural = data.natural_images()
+                gauss = simulate.NOISE_MODELS["gaussian"].corrupt
+                pre = make_pairs(natural, gauss, clean_teacher, [0.02, 0.05, 0.1, 0.2], seed=args.seed, **kw)
+                pre_val = make_pairs(val_images, gauss, clean_teacher, [0.05, 0.1], seed=args.seed + 1, **kw)
+                best = train(step_fn, predict, lambda: state.variables, pre, pre_val, args, args.pretrain_steps, "pretrain", log)
+                state = state.replace(params=best.best["params"], batch_stats=best.best["batch_stats"])
+                scores["pretrain_val_psnr"] = best.best_score
+            stopper = train(step_fn, predict, lambda: state.variables, pairs, val, args, args.steps, "finetune", log)
+        else:
+            config = UNetConfig(features=args.features, depth=args.depth or 4)
+            gen, disc = create_pix2pix_states(config, PatchGANConfig(features=args.features), key)
+
+            def step_fn(batch: PairBatch, step: int) -> dict[str, float]:
+                nonlocal gen, disc
+                gen, disc, metrics = pix2pix_train_step(gen, disc, batch, jax.random.fold_in(key, step))
+                return {k: float(v) for k, v in metrics.items()}
+
+            predict = lambda: lambda y, s: pix2pix_apply({"params": gen.params}, config, y)
+            stopper = train(step_fn, predict, lambda: {"params": gen.params}, pairs, val, args, args.steps, "train", log)
+
+    scores["val_psnr"] = stopper.best_score
+    metadata = {
+        "command": "python " + " ".join(sys.argv),
+        "device": device_name(),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds_making_pairs": round(t_data, 1),
+        "teacher": args.teacher,
+        "noise": args.noise,
+        "levels": args.levels,
+        "train_samples": len(pairs.noisy),
+        "val_samples": len(val.noisy),
+        **scores,
+    }
+    save_model(config, stopper.best, args.out, metadata)
+    print(json.dumps(metadata, indent=2))
+
+
+if __name__ == "__main__":
+    main()

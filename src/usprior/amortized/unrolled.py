@@ -1,0 +1,284 @@
+"""Unrolled (deep-unfolded) latent MAP: K learned gradient steps on the MAP objective.
+
+The latent MAP solver (:mod:`usprior.solvers`) runs ~100 Adam steps per patch on
+
+    J(z; lam) = NLL(y | f^-1(z)) + lam ||z||^2.
+
+Deep unfolding fixes a small number K of steps and learns their parameters end-to-end
+(Gregor & LeCun 2010; Monga, Li & Eldar 2021). For every patch, starting from the MAP
+solver's start z_0 = f(clip(g * y)) (g a Gaussian of ``init_blur`` px),
+
+    g_k     = grad_z J(z_k; lam_k),                  lam_k = exp(log_lam[k])
+    z_{k+1} = z_k - lr_k g_k / rms(g_k),              lr_k  = exp(log_lr[k])
+    x       = f^-1(z_K),
+
+with rms(g) = sqrt(mean(g^2) + 1e-12) over the P x P x C entries of the patch. The learned
+parameters are the pytree ``{"log_lr": (K,), "log_lam": (K,)}``: a step size and a
+regularisation weight per step (log-parameterised, so both stay > 0). Per step these are the
+two degrees of freedom of a gradient step on NLL + lam ||z||^2 (a learned scalar on the
+likelihood gradient would only re-parameterise them), so nothing else is learned.
+
+Why the step is normalised by rms(g): the likelihood's scale depends on the noise level
+(the Gaussian NLL grows like 1 / sigma^2), so a plain gradient step that is stable at one
+sigma diverges at a smaller one, and one learned schedule could not serve a batch or a test
+set with several noise levels. Normalised, lr_k is the RMS distance moved per latent entry,
+whatever the likelihood and its parameters. (On the shipped prior the objective is stiff:
+plain gradient steps of 1e-3 already diverge at sigma = 0.05, and normalised steps of
+0.002 oscillate at sigma = 0.03; hence the small default ``init_lr``.)
+
+The flow prior stays fixed: only ``log_lr`` / ``log_lam`` are trained. ``prior`` is an
+ordinary pytree argument of :func:`unrolled_loss`, so a caller who wants to fine-tune it can
+differentiate with respect to it as well; this module does not.
+
+Training (:func:`unrolled_train_step`) minimises the mean squared error to target patches,
+which are the clean patches or the full MAP output — the teacher is the caller's choice, as
+in :func:`usprior.amortized.training.make_pairs`. The likelihood (its noise level included)
+is an argument of every function, so each batch can come with its own.
+
+Like the MAP solver, this module only uses ``prior.encode / decode / event_shape`` and
+``likelihood.nll(x, y)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+from flax.training import train_state
+
+from usprior.patches import extract_patches, patch_grid, stitch_patches
+from usprior.solvers import DataFidelity, LatentPrior, latent_objective, start_patches
+from usprior.validation import as_float_image, check_int
+
+Array = jax.Array
+Params = dict[str, Array]
+
+_RMS_FLOOR = 1e-12  # added to mean(g^2): keeps the normalised step (and its gradient) finite at g = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class UnrolledConfig:
+    """``steps`` K unrolled gradient steps; initial step size ``init_lr`` (RMS move per latent
+    entry and step) and regularisation weight ``init_lam`` (``usprior.api.DEFAULT_LAM``) of
+    every step; ``init_blur`` the std (px) of the Gaussian smoothing of the observation whose
+    latents are the start (as ``MAPConfig.init_blur``; 0: start at f(y))."""
+
+    steps: int = 8
+    init_lr: float = 1e-3
+    init_lam: float = 0.375
+    init_blur: float = 1.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)) or self.steps < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
+        for name in ("init_lr", "init_lam"):
+            if not (_is_finite_real(getattr(self, name)) and getattr(self, name) > 0):
+                raise ValueError(f"{name} must be finite and > 0, got {getattr(self, name)!r}")
+        if not (_is_finite_real(self.init_blur) and self.init_blur >= 0):
+            raise ValueError(f"init_blur must be finite and >= 0, got {self.init_blur!r}")
+
+
+def _is_finite_real(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def init_unrolled(config: UnrolledConfig, key: Array | None = None) -> Params:
+    """The initial parameters ``{"log_lr": (K,), "log_lam": (K,)}`` float32 (``key`` unused:
+    the initialisation is deterministic; accepted for the ``init(config, key)`` convention)."""
+    del key
+    k = config.steps
+    return {
+        "log_lr": jnp.full((k,), math.log(config.init_lr), jnp.float32),
+        "log_lam": jnp.full((k,), math.log(config.init_lam), jnp.float32),
+    }
+
+
+def _check_params(params: Params, config: UnrolledConfig) -> None:
+    """Raise ``ValueError`` unless ``params`` is ``{"log_lr": (K,), "log_lam": (K,)}``."""
+    want = {name: (config.steps,) for name in ("log_lr", "log_lam")}
+    got = {name: tuple(jnp.shape(a)) for name, a in params.items()} if isinstance(params, dict) else params
+    if got != want:
+        raise ValueError(f"parameters {got} do not match {config}: expected shapes {want}")
+
+
+@functools.partial(jax.jit, static_argnames="config")
+def unrolled_latents(
+    params: Params,
+    config: UnrolledConfig,
+    prior: LatentPrior,
+    likelihood: DataFidelity,
+    y_patches: Array,
+    z0: Array,
+) -> Array:
+    """K unrolled steps on a batch of patches y, z0 (N, P, P, C) -> z_K (N, P, P, C).
+
+    Jitted (``config`` static) and differentiable: a ``lax.scan`` over the K steps, each the
+    per-patch gradient of :func:`usprior.solvers.latent_objective`, ``jax.vmap``-ed over patches.
+    """
+    _check_params(params, config)
+    if y_patches.shape != z0.shape or y_patches.shape[1:] != tuple(prior.event_shape):
+        raise ValueError(
+            f"y_patches {y_patches.shape} and z0 {z0.shape} must both be (N, *{tuple(prior.event_shape)})"
+        )
+    grad = jax.vmap(jax.grad(latent_objective), in_axes=(0, 0, None, None, None))
+
+    def step(z: Array, step_params: tuple[Array, Array]) -> tuple[Array, None]:
+        log_lr, log_lam = step_params
+        g = grad(z, y_patches, prior, likelihood, jnp.exp(log_lam))
+        rms = jnp.sqrt(jnp.mean(jnp.square(g), axis=(1, 2, 3), keepdims=True) + _RMS_FLOOR)
+        return z - jnp.exp(log_lr) * g / rms, None
+
+    z, _ = jax.lax.scan(step, jnp.asarray(z0, jnp.float32), (params["log_lr"], params["log_lam"]))
+    return z
+
+
+def unrolled_patches(
+    params: Params,
+    config: UnrolledConfig,
+    prior: LatentPrior,
+    likelihood: DataFidelity,
+    y_patches: Array,
+    z0: Array,
+) -> Array:
+    """The denoised patches x = f^-1(z_K) (N, P, P, C) of :func:`unrolled_latents`."""
+    return prior.decode(unrolled_latents(params, config, prior, likelihood, y_patches, z0))
+
+
+def _gaussian_blur(patches: Array, sigma: float) -> Array:
+    """``scipy.ndimage.gaussian_filter(patches, (0, s, s, 0), mode="reflect")`` in JAX, per patch."""
+    if sigma == 0:
+        return patches
+    radius = int(4.0 * sigma + 0.5)  # scipy's default truncate = 4
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps = taps / taps.sum()
+    out = patches
+    for axis in (1, 2):
+        widths = [(0, 0)] * out.ndim
+        widths[axis] = (radius, radius)
+        padded = jnp.pad(out, widths, mode="symmetric")  # scipy "reflect" = numpy "symmetric"
+        size = out.shape[axis]
+        out = sum(
+            float(w) * jax.lax.slice_in_dim(padded, j, j + size, axis=axis) for j, w in enumerate(taps)
+        )
+    return out
+
+
+def patch_start(prior: LatentPrior, y_patches: Array, blur: float) -> Array:
+    """Start latents of isolated patches: f(clip(g * y_k)), each patch blurred on its own.
+
+    (N, P, P, C) -> (N, P, P, C). For training pairs cut from images one no longer has; it
+    differs from the image-level start of :func:`unrolled_denoise` (the whole image is blurred,
+    then cut) only within ~4 ``blur`` px of the patch borders.
+    """
+    return prior.encode(jnp.clip(_gaussian_blur(jnp.asarray(y_patches, jnp.float32), blur), 0.0, 1.0))
+
+
+@functools.partial(jax.jit, static_argnames="config")
+def _denoise_chunk(
+    params: Params, config: UnrolledConfig, prior: LatentPrior, likelihood: DataFidelity, y: Array, start: Array
+) -> Array:
+    z0 = prior.encode(jnp.clip(start, 0.0, 1.0))  # the MAP solver's start (solvers._encode)
+    return unrolled_patches(params, config, prior, likelihood, y, z0)
+
+
+def unrolled_denoise(
+    params: Params,
+    config: UnrolledConfig,
+    image: np.ndarray,
+    prior: LatentPrior,
+    likelihood: DataFidelity,
+    stride: int = 16,
+    chunk: int = 256,
+) -> np.ndarray:
+    """Denoise a grayscale image (H, W) in [0, 1] (integer images are rescaled); float32 (H, W).
+
+    Same patch pipeline as :func:`usprior.solvers.map_denoise`: patches of the reflect-padded
+    image every ``stride`` px, the start latents of the Gaussian-smoothed image
+    (:func:`usprior.solvers.start_patches`), ceil(N / chunk) balanced chunks of equal static
+    shape (the last padded by repeating patches: one compilation per image size), Hann-weighted
+    stitching. Bad images (not 2-D, NaN / inf, outside [0, 1], smaller than a patch) raise
+    ``ValueError``.
+    """
+    p, _, c = prior.event_shape
+    if c != 1:
+        raise ValueError(f"unrolled_denoise handles grayscale images; the prior has {c} channels")
+    chunk = check_int(chunk, "chunk")
+    _check_params(params, config)
+    image = as_float_image(image, min_size=p)
+    grid = patch_grid(image.shape, p, stride)
+    y = extract_patches(jnp.asarray(image), grid)[..., None]
+    starts = start_patches(image, grid, config.init_blur)
+    n = y.shape[0]
+    n_chunks = -(-n // chunk)
+    size = -(-n // n_chunks)  # balanced chunks, as in map_denoise
+    idx = np.minimum(np.arange(n_chunks * size), n - 1).reshape(n_chunks, size)
+    params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
+    xs = [_denoise_chunk(params, config, prior, likelihood, y[rows], starts[rows]) for rows in idx]
+    x = jnp.concatenate(xs)[:n]
+    return np.asarray(stitch_patches(x[..., 0], grid), np.float32)
+
+
+# --- training --------------------------------------------------------------------------------
+
+
+def unrolled_loss(
+    params: Params,
+    config: UnrolledConfig,
+    prior: LatentPrior,
+    likelihood: DataFidelity,
+    y_patches: Array,
+    target_patches: Array,
+    z0: Array | None = None,
+) -> Array:
+    """Mean squared error of :func:`unrolled_patches` to ``target_patches`` (N, P, P, C).
+
+    ``z0``: the start latents; default :func:`patch_start` of ``y_patches`` with
+    ``config.init_blur``.
+    """
+    if target_patches.shape != y_patches.shape:
+        raise ValueError(f"target patches {target_patches.shape} do not match y_patches {y_patches.shape}")
+    if z0 is None:
+        z0 = patch_start(prior, y_patches, config.init_blur)
+    x = unrolled_patches(params, config, prior, likelihood, y_patches, z0)
+    return jnp.mean(jnp.square(x - target_patches))
+
+
+class UnrolledState(train_state.TrainState):
+    """A ``TrainState`` of the unrolled parameters that also carries its (static) config."""
+
+    config: UnrolledConfig = struct.field(pytree_node=False)
+
+
+def create_unrolled_state(config: UnrolledConfig, tx: optax.GradientTransformation | None = None) -> UnrolledState:
+    """Fresh training state at :func:`init_unrolled`; default optimiser Adam(1e-2) on the
+    log-parameters (a relative change of ~1 % per step)."""
+    return UnrolledState.create(
+        apply_fn=unrolled_patches,
+        params=init_unrolled(config),
+        tx=tx if tx is not None else optax.adam(1e-2),
+        config=config,
+    )
+
+
+@jax.jit
+def unrolled_train_step(
+    state: UnrolledState,
+    prior: LatentPrior,
+    likelihood: DataFidelity,
+    y_patches: Array,
+    target_patches: Array,
+    z0: Array | None = None,
+) -> tuple[UnrolledState, Array]:
+    """One optimiser step on :func:`unrolled_loss`; returns the new state and the loss before
+    the update. The prior is fixed; ``likelihood`` (a pytree) may change from batch to batch."""
+    loss, grads = jax.value_and_grad(unrolled_loss)(
+        state.params, state.config, prior, likelihood, y_patches, target_patches, z0
+    )
+    return state.apply_gradients(grads=grads), loss
