@@ -35,7 +35,7 @@ def main() -> None:
         code = usprior_main([
             "bench", "--noise", noise, "--levels", *RUNS[noise], "--n-test", str(args.n_test),
             "--out", str(args.out), "--name", f"benchmark_{noise}",
-            "--title", f"Benchmark: `{noise}` noise on held-out sagittal MRI and a cyst phantom",
+            "--title", f"Benchmark: {noise} noise on held-out sagittal MRI and a cyst phantom",
         ])
         if code != 0:
             raise SystemExit(code)

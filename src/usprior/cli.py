@@ -12,6 +12,7 @@ before/after PNG.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -125,7 +126,7 @@ def _bench(args: argparse.Namespace, argv: list[str] | None) -> None:
         tune_image=tune, test_images=test, phantom_shape=None if args.no_phantom else (192, 192), seed=args.seed,
     )
     results, figures = benchmark.run_benchmark(setup)
-    command = "usprior " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["usprior", *(sys.argv[1:] if argv is None else argv)])
     paths = benchmark.write_reports(results, figures, args.out, args.name, args.title, command)
     print(paths["md"].read_text())
     print("wrote " + ", ".join(str(p) for p in paths.values()))
