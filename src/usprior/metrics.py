@@ -29,7 +29,7 @@ import numpy as np
 import skimage.metrics
 
 from usprior.data import tenengrad
-from usprior.validation import check_image, check_positive
+from usprior.validation import check_image, check_positive, check_shape
 
 
 def _as_image(image: object, name: str) -> np.ndarray:
@@ -92,13 +92,6 @@ def ssim(reference: object, estimate: object, data_range: float = 1.0) -> float:
     return float(skimage.metrics.structural_similarity(ref, est, data_range=data_range))
 
 
-def _check_shape(shape: tuple[int, int]) -> tuple[int, int]:
-    """Return ``shape`` as (H, W) ints; ValueError unless it has two positive entries."""
-    if len(shape) != 2 or min(shape) < 1:
-        raise ValueError(f"shape must be (H, W) with H, W >= 1, got {shape}")
-    return int(shape[0]), int(shape[1])
-
-
 def _check_disk_inside(shape: tuple[int, int], center: tuple[float, float], radius: float) -> None:
     """ValueError unless the disk's bounding box [c - r, c + r] lies within the pixel grid [0, n - 1]."""
     cy, cx = float(center[0]), float(center[1])
@@ -120,7 +113,7 @@ def disk_mask(shape: tuple[int, int], center: tuple[float, float], radius: float
     cy - r >= 0, cy + r <= H - 1 and likewise for x; ValueError otherwise or if ``radius <= 0``.
     Its pixel count is close to pi radius^2.
     """
-    shape = _check_shape(shape)
+    shape = check_shape(shape)
     radius = check_positive(radius, "radius")
     _check_disk_inside(shape, center, radius)
     return _squared_distance(shape, center) <= radius**2
@@ -133,7 +126,7 @@ def ring_mask(shape: tuple[int, int], center: tuple[float, float], r_inner: floa
     the usual background around a circular lesion. Requires 0 <= r_inner < r_outer, the outer
     disk inside the image and at least one pixel in the ring; ValueError otherwise.
     """
-    shape = _check_shape(shape)
+    shape = check_shape(shape)
     r_outer = check_positive(r_outer, "r_outer")
     if not 0.0 <= float(r_inner) < r_outer:
         raise ValueError(f"need 0 <= r_inner < r_outer, got r_inner={r_inner}, r_outer={r_outer}")
@@ -151,7 +144,7 @@ def box_mask(shape: tuple[int, int], top_left: tuple[int, int], size: tuple[int,
     ``top_left`` = (r0, c0), ``size`` = (h, w) with h, w >= 1; the box must lie inside the
     image (r0, c0 >= 0, r0 + h <= H, c0 + w <= W); ValueError otherwise.
     """
-    height, width = _check_shape(shape)
+    height, width = check_shape(shape)
     (r0, c0), (h, w) = (int(top_left[0]), int(top_left[1])), (int(size[0]), int(size[1]))
     if h < 1 or w < 1:
         raise ValueError(f"box size must be >= 1 in both directions, got {size}")

@@ -53,7 +53,7 @@ from scipy.signal import fftconvolve
 
 from usprior.blas import single_threaded_blas
 from usprior.simulate import HEADROOM_DB, _block_mean, _power_db, _to_display
-from usprior.validation import as_float_image, check_positive
+from usprior.validation import as_float_image, check_positive, check_shape
 
 __all__ = [
     "DEFAULT_PROBE",
@@ -480,16 +480,6 @@ def _check_pair(value: Any, name: str) -> tuple[float, float]:
     return a, b
 
 
-def _check_shape(shape: Any) -> tuple[int, int]:
-    try:
-        ok = len(shape) == 2 and all(int(n) == n and n >= 1 for n in shape)
-    except TypeError:
-        ok = False
-    if not ok:
-        raise ValueError(f"shape must be two integers >= 1, got {shape!r}")
-    return int(shape[0]), int(shape[1])
-
-
 def _check_oversample(oversample: Any, auto: tuple[int, int]) -> tuple[int, int]:
     if oversample is None:
         return auto
@@ -631,7 +621,7 @@ def plane_wave_bmode(
     """
     start = time.perf_counter()
     x = as_float_image(image, min_size=1, name="image")
-    height, width = _check_shape(x.shape if shape is None else shape)
+    height, width = check_shape(x.shape if shape is None else shape)
     probe = _check_probe(probe)
     z0, z1 = _check_pair(depth_mm, "depth_mm")
     if not (math.isfinite(z0) and math.isfinite(z1) and 0.0 < z0 < z1):

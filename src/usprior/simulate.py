@@ -35,7 +35,7 @@ import numpy as np
 from scipy.signal import fftconvolve, hilbert
 
 from usprior.likelihoods import Gaussian, LogSpeckle
-from usprior.validation import as_float_image, check_positive
+from usprior.validation import as_float_image, check_positive, check_shape
 
 __all__ = [
     "DEFAULT_LESIONS",
@@ -432,11 +432,9 @@ def cyst_phantom(
         ValueError: a shape that is not two integers >= 1, values outside [0, 1], a radius
             <= 0, overlapping lesions, a lesion named ``"background"`` or a negative margin.
     """
-    if len(shape) != 2 or any(int(n) != n or n < 1 for n in shape):
-        raise ValueError(f"shape must be two integers >= 1, got {shape!r}")
+    height, width = check_shape(shape)
     if not margin >= 0.0:
         raise ValueError(f"margin must be >= 0, got {margin!r}")
-    height, width = int(shape[0]), int(shape[1])
     disks = _lesion_disks(lesions, (height, width))
     m = margin * min(height, width)
     rows, cols = np.mgrid[0:height, 0:width] + 0.5

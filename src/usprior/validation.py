@@ -63,3 +63,19 @@ def check_int(value: int, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or int(value) != value or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_shape(shape: object, name: str = "shape") -> tuple[int, int]:
+    """Return ``shape`` as (H, W) ints if it is two integers >= 1, else raise ``ValueError``."""
+    try:
+        ok = len(shape) == 2 and all(not isinstance(n, bool) and int(n) == n and n >= 1 for n in shape)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be two integers (H, W) >= 1, got {shape!r}")
+    return int(shape[0]), int(shape[1])
+
+
+def unit_image(estimate: object) -> np.ndarray:
+    """A denoiser's output as float32 numpy clipped to [0, 1] (blocks on JAX arrays)."""
+    return np.clip(np.asarray(estimate, dtype=np.float32), 0.0, 1.0)

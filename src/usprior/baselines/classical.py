@@ -10,12 +10,7 @@ import bm3d as _bm3d
 import numpy as np
 from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
 
-from usprior.validation import as_float_image, check_int, check_positive
-
-
-def _finish(estimate: np.ndarray) -> np.ndarray:
-    """Clip to [0, 1] and cast to float32."""
-    return np.clip(np.asarray(estimate, dtype=np.float32), 0.0, 1.0)
+from usprior.validation import as_float_image, check_int, check_positive, unit_image
 
 
 def nlm(image: np.ndarray, h: float = 0.05, sigma: float = 0.0, patch_size: int = 5, patch_distance: int = 6) -> np.ndarray:
@@ -30,7 +25,7 @@ def nlm(image: np.ndarray, h: float = 0.05, sigma: float = 0.0, patch_size: int 
     h = check_positive(h, "h")
     if not sigma >= 0.0:
         raise ValueError(f"sigma must be >= 0, got {sigma!r}")
-    return _finish(
+    return unit_image(
         denoise_nl_means(
             y, h=h, sigma=float(sigma), patch_size=check_int(patch_size, "patch_size", 1),
             patch_distance=check_int(patch_distance, "patch_distance", 1), fast_mode=True,
@@ -44,7 +39,7 @@ def tv(image: np.ndarray, weight: float = 0.1) -> np.ndarray:
     ``x = argmin_x ||x - y||^2 / 2 + weight * TV(x)`` (isotropic TV); ``weight`` > 0. (H, W) -> (H, W).
     """
     y = as_float_image(image, min_size=1)
-    return _finish(denoise_tv_chambolle(y, weight=check_positive(weight, "weight")))
+    return unit_image(denoise_tv_chambolle(y, weight=check_positive(weight, "weight")))
 
 
 def bm3d(image: np.ndarray, sigma: float = 0.1) -> np.ndarray:
@@ -55,4 +50,4 @@ def bm3d(image: np.ndarray, sigma: float = 0.1) -> np.ndarray:
     (H, W) -> (H, W).
     """
     y = as_float_image(image, min_size=8)
-    return _finish(_bm3d.bm3d(y, sigma_psd=check_positive(sigma, "sigma")))
+    return unit_image(_bm3d.bm3d(y, sigma_psd=check_positive(sigma, "sigma")))

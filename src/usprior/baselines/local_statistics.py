@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import uniform_filter
 
-from usprior.validation import as_float_image, check_int, check_positive
+from usprior.validation import as_float_image, check_int, check_positive, unit_image
 
 __all__ = ["estimate_cu", "frost", "frost_weights", "kuan", "lee", "local_moments"]
 
@@ -83,11 +83,6 @@ def _noise_ratio(y: np.ndarray, window: int, cu: float | None) -> tuple[np.ndarr
     return mean, cu * cu * mean * mean / np.maximum(var, _TINY), cu
 
 
-def _finish(estimate: np.ndarray) -> np.ndarray:
-    """Clip to [0, 1] and cast to float32."""
-    return np.clip(estimate, 0.0, 1.0).astype(np.float32)
-
-
 def lee(image: np.ndarray, window: int = 5, cu: float | None = None) -> np.ndarray:
     """Lee filter: ``x = m + k (y - m)``, ``k = clip(1 - Cu^2 / Ci^2, 0, 1)``.
 
@@ -107,7 +102,7 @@ def lee(image: np.ndarray, window: int = 5, cu: float | None = None) -> np.ndarr
     y = as_float_image(image, min_size=window, name="image").astype(np.float64)
     mean, ratio, _ = _noise_ratio(y, window, cu)
     k = np.clip(1.0 - ratio, 0.0, 1.0)
-    return _finish(mean + k * (y - mean))
+    return unit_image(mean + k * (y - mean))
 
 
 def kuan(image: np.ndarray, window: int = 5, cu: float | None = None) -> np.ndarray:
@@ -127,7 +122,7 @@ def kuan(image: np.ndarray, window: int = 5, cu: float | None = None) -> np.ndar
     y = as_float_image(image, min_size=window, name="image").astype(np.float64)
     mean, ratio, cu = _noise_ratio(y, window, cu)
     k = np.clip((1.0 - ratio) / (1.0 + cu * cu), 0.0, 1.0)
-    return _finish(mean + k * (y - mean))
+    return unit_image(mean + k * (y - mean))
 
 
 def frost_weights(image: np.ndarray, window: int = 5, damping: float = 5.0) -> np.ndarray:
@@ -173,4 +168,4 @@ def frost(image: np.ndarray, window: int = 5, damping: float = 5.0) -> np.ndarra
     y = as_float_image(image, min_size=window, name="image").astype(np.float64)
     weights = frost_weights(y, window, check_positive(damping, "damping"))
     neighbours = np.lib.stride_tricks.sliding_window_view(np.pad(y, window // 2, mode="symmetric"), (window, window))
-    return _finish(np.einsum("ijkl,ijkl->ij", weights, neighbours))
+    return unit_image(np.einsum("ijkl,ijkl->ij", weights, neighbours))

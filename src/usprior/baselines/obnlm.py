@@ -45,7 +45,7 @@ import numpy as np
 from jax import lax
 
 from usprior.likelihoods import EPS
-from usprior.validation import as_float_image, check_int, check_positive
+from usprior.validation import as_float_image, check_int, check_positive, unit_image
 
 __all__ = ["obnlm"]
 
@@ -157,4 +157,4 @@ def obnlm(
         raise ValueError(f"gamma must be finite and >= 0, got {gamma!r}")
     y = as_float_image(image, min_size=2 * block + 1, name="image")
     out = _obnlm(jnp.asarray(y), jnp.float32(h), jnp.float32(gamma), search=search, block=block, step=step)
-    return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
+    return unit_image(out)

@@ -34,7 +34,7 @@ import numpy as np
 from jax import lax
 
 from usprior.baselines.local_statistics import estimate_cu
-from usprior.validation import as_float_image, check_int, check_positive
+from usprior.validation import as_float_image, check_int, check_positive, unit_image
 
 __all__ = ["srad"]
 
@@ -108,4 +108,4 @@ def srad(
     if not np.isfinite(rho) or rho < 0.0:
         raise ValueError(f"rho must be finite and >= 0, got {rho!r}")
     out = _srad(jnp.asarray(y), jnp.float32(q0), jnp.float32(rho), jnp.float32(dt), jnp.int32(iterations))
-    return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
+    return unit_image(out)

@@ -67,7 +67,7 @@ import numpy as np
 from jax import lax
 
 from usprior.blas import single_threaded_blas
-from usprior.validation import as_float_image, check_int, check_positive
+from usprior.validation import as_float_image, check_int, check_positive, unit_image
 
 __all__ = ["DEFAULTS", "wnnm"]
 
@@ -321,4 +321,4 @@ def wnnm(
             chunk=chunk,
         )
         out = np.asarray(out)  # block here: the SVDs run asynchronously, inside the thread limit
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    return unit_image(out)
