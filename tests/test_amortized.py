@@ -4,6 +4,7 @@ teacher targets, early stopping, checkpoints and input validation (tiny models, 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +39,7 @@ from usprior.amortized import (
     save_model,
 )
 from usprior.glow import squeeze
+from usprior.metrics import psnr
 
 GAUSSIAN = simulate.NOISE_MODELS["gaussian"].corrupt
 
@@ -288,3 +290,14 @@ def test_bad_inputs_raise(ffdnet_run, pix2pix_run):
         make_pairs([image], GAUSSIAN, lambda y, s: y[1:], levels=[0.1], patch=8)
     out = ffdnet_denoise(variables, FFD, image, 0.1)
     assert out.shape == image.shape and out.dtype == np.float32
+
+
+def test_shipped_ffdnet_checkpoint_denoises_speckle():
+    """checkpoints/ffdnet_us loads, keeps the shape and removes B-mode speckle (its training task)."""
+    ckpt = load_model(Path(__file__).resolve().parents[1] / "checkpoints" / "ffdnet_us", kind="ffdnet")
+    assert ckpt.metadata["teacher"] == "clean" and ckpt.metadata["val_psnr"] > ckpt.metadata["val_psnr_noisy"]
+    clean = smooth_images(1, shape=(48, 61))[0]
+    noisy, target = simulate.NOISE_MODELS["convolutional"].corrupt(clean, 50.0, 0)
+    out = ffdnet_denoise(ckpt.variables, ckpt.config, noisy, simulate.noise_std(noisy, target))
+    assert out.shape == noisy.shape and np.all(np.isfinite(out))
+    assert psnr(target, out) > psnr(target, noisy) + 2.0
