@@ -1,4 +1,4 @@
-"""Train an amortised denoiser (FFDNet or Pix2Pix) to imitate a teacher on simulated ultrasound.
+"""Train an amortised denoiser (FFDNet, Pix2Pix or unrolled MAP) to imitate a teacher on simulated ultrasound.
 
 Data: clean images are sagittal MNI152 slices of the 'train' band (validation: the
 'validation' band); noisy images come from a ``usprior.simulate.NOISE_MODELS`` model at the
@@ -11,12 +11,16 @@ given levels; targets come from the chosen teacher (``--teacher``):
 Swapping the teacher is the one ``teacher=`` argument of ``make_pairs`` (see TEACHERS).
 FFDNet is first pretrained on bundled natural images with Gaussian noise (``--pretrain-steps``),
 then fine-tuned on the ultrasound pairs (transfer), as the FFDNet ultrasound paper does.
+Unrolled MAP learns its step sizes and lambdas on patches of the prior's size; its likelihood
+is ``--likelihood`` with sigma = ``--sigma-scale`` x the noise std of each sample, and every
+minibatch holds patches of one noisy image (one likelihood per batch).
 Validation PSNR against the teacher's targets every ``--eval-every`` steps drives early
 stopping; the best variables are saved with orbax (``usprior.amortized.save_model``) together
 with the command, device, time and validation scores. A JSON-lines log goes to ``--workdir``.
 
     python experiments/train_amortized.py ffdnet --teacher clean --out checkpoints/ffdnet_us
     python experiments/train_amortized.py pix2pix --teacher map --lam 6 --out runs/pix2pix_map
+    python experiments/train_amortized.py unrolled --teacher clean --out checkpoints/unrolled_us
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 
 import jax
 import numpy as np
+import optax
 from tqdm.auto import tqdm
 
 from usprior import baselines, data, simulate
@@ -40,19 +45,26 @@ from usprior.amortized import (
     PairBatch,
     PatchGANConfig,
     UNetConfig,
+    UnrolledConfig,
     clean_teacher,
     create_ffdnet_state,
     create_pix2pix_states,
+    create_unrolled_state,
     evaluate,
     ffdnet_apply,
     ffdnet_train_step,
     make_pairs,
+    patch_start,
     pix2pix_apply,
     pix2pix_train_step,
     save_model,
+    unrolled_patches,
+    unrolled_train_step,
 )
 from usprior.api import denoise
 from usprior.benchmark import device_name
+from usprior.checkpoint import DEFAULT_CHECKPOINT_NAME, load_prior
+from usprior.likelihoods import LIKELIHOODS, make_likelihood
 
 
 def teachers(args: argparse.Namespace) -> dict[str, Any]:
@@ -65,10 +77,14 @@ def teachers(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def minibatch(pairs: PairBatch, rng: np.random.Generator, size: int) -> PairBatch:
+def minibatch(pairs: PairBatch, rng: np.random.Generator, size: int, same_sigma: bool = False) -> PairBatch:
     """``size`` random samples, each flipped left-right with probability 1/2 (speckle is not
-    symmetric in depth, so no up-down flips)."""
-    idx = rng.integers(0, len(pairs.noisy), size)
+    symmetric in depth, so no up-down flips). ``same_sigma``: all drawn from the samples that
+    share the noise level of one random sample (the patches of one noisy image)."""
+    pool = np.arange(len(pairs.noisy))
+    if same_sigma:
+        pool = pool[pairs.sigma == pairs.sigma[rng.integers(len(pool))]]
+    idx = pool[rng.integers(0, len(pool), size)]
     flip = rng.random(size) < 0.5
     pick = lambda a: np.where(flip[:, None, None, None], a[idx][:, :, ::-1], a[idx])
     return PairBatch(pick(pairs.noisy), pick(pairs.target), pairs.sigma[idx])
@@ -88,11 +104,13 @@ def train(
     """Run ``steps`` minibatch updates with validation every ``--eval-every`` and early stopping."""
     rng = np.random.default_rng(args.seed)
     stopper = EarlyStopping(patience=args.patience)
+    unrolled = args.model == "unrolled"
     bar = tqdm(range(steps), desc=stage)
     for step in bar:
-        losses = step_fn(minibatch(pairs, rng, args.batch), step)
+        losses = step_fn(minibatch(pairs, rng, args.batch, same_sigma=unrolled), step)
         if (step + 1) % args.eval_every == 0 or step + 1 == steps:
-            score = evaluate(predict(), val)
+            # unrolled: one likelihood per call, so validate one noisy image's patches at a time
+            score = evaluate(predict(), val, batch=args.patches_per_image if unrolled else 64)
             record = {"stage": stage, "step": step + 1, "val_psnr": score, **losses}
             log.write(json.dumps(record) + "\n")
             log.flush()
@@ -104,7 +122,7 @@ def train(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", choices=["ffdnet", "pix2pix"])
+    parser.add_argument("model", choices=["ffdnet", "pix2pix", "unrolled"])
     parser.add_argument("--teacher", default="clean", choices=["clean", "map", "wnnm", "bm3d"])
     parser.add_argument("--lam", type=float, default=6.0, help="MAP teacher's lambda")
     parser.add_argument("--teacher-scale", type=float, default=4.0, help="WNNM / BM3D sigma in noise stds")
@@ -112,7 +130,11 @@ def main() -> None:
     parser.add_argument("--levels", type=float, nargs="+", default=[40.0, 50.0, 60.0])
     parser.add_argument("--features", type=int, default=32)
     parser.add_argument("--depth", type=int, default=None, help="FFDNet conv layers / U-Net levels")
-    parser.add_argument("--patch", type=int, default=64)
+    parser.add_argument("--unroll", type=int, default=8, help="unrolled: number of steps K")
+    parser.add_argument("--likelihood", default="gaussian", choices=sorted(LIKELIHOODS), help="unrolled: likelihood")
+    parser.add_argument("--sigma-scale", type=float, default=1.0, help="unrolled: likelihood sigma in noise stds")
+    parser.add_argument("--lr", type=float, default=0.03, help="unrolled: Adam step on the log-parameters")
+    parser.add_argument("--patch", type=int, default=64, help="patch size (unrolled: the prior's, 32)")
     parser.add_argument("--patches-per-image", type=int, default=16)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=4000)
@@ -132,7 +154,9 @@ def main() -> None:
     teacher = teachers(args)[args.teacher]
     train_images = data.sagittal_slices("train")[: args.max_images]
     val_images = data.sagittal_slices("validation")[: max(1, (args.max_images or 8) // 4)]
-    kw = dict(patch=args.patch, patches_per_image=args.patches_per_image)
+    prior = load_prior() if args.model == "unrolled" else None
+    patch = prior.config.patch if prior is not None else args.patch
+    kw = dict(patch=patch, patches_per_image=args.patches_per_image)
     pairs = make_pairs(train_images, model.corrupt, teacher, args.levels, seed=args.seed, **kw)
     val = make_pairs(val_images, model.corrupt, teacher, args.levels, seed=args.seed + 1, **kw)
     t_data = time.perf_counter() - t0
@@ -159,6 +183,20 @@ def main() -> None:
                 state = state.replace(params=best.best["params"], batch_stats=best.best["batch_stats"])
                 scores["pretrain_val_psnr"] = best.best_score
             stopper = train(step_fn, predict, lambda: state.variables, pairs, val, args, args.steps, "finetune", log)
+        elif args.model == "unrolled":
+            config = UnrolledConfig(steps=args.unroll)
+            state = create_unrolled_state(config, optax.adam(args.lr))
+            likelihood = lambda s: make_likelihood(args.likelihood, sigma=args.sigma_scale * float(s[0]))
+
+            def step_fn(batch: PairBatch, _: int) -> dict[str, float]:
+                nonlocal state
+                state, loss = unrolled_train_step(state, prior, likelihood(batch.sigma), batch.noisy, batch.target)
+                return {"loss": float(loss)}
+
+            predict = lambda: lambda y, s: unrolled_patches(
+                state.params, config, prior, likelihood(s), y, patch_start(prior, y, config.init_blur)
+            )
+            stopper = train(step_fn, predict, lambda: {"params": state.params}, pairs, val, args, args.steps, "train", log)
         else:
             config = UNetConfig(features=args.features, depth=args.depth or 4)
             gen, disc = create_pix2pix_states(config, PatchGANConfig(features=args.features), key)
@@ -181,6 +219,12 @@ def main() -> None:
         "noise": args.noise,
         "levels": args.levels,
         "train_samples": len(pairs.noisy),
+        "sigma_median": float(np.median(pairs.sigma)),
+        **(
+            {"likelihood": args.likelihood, "sigma_scale": args.sigma_scale, "prior": DEFAULT_CHECKPOINT_NAME}
+            if args.model == "unrolled"
+            else {}
+        ),
         "val_samples": len(val.noisy),
         **scores,
     }

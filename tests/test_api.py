@@ -39,8 +39,8 @@ def test_same_call_same_output(tiny_checkpoint):
     [
         (np.full((20, 20), np.nan), "NaN or infinite"),
         (np.pad(np.full((19, 20), 0.5), ((0, 1), (0, 0)), constant_values=np.inf), "NaN or infinite"),
-        (np.zeros((20, 20, 3)), "must be 2-D"),
-        (np.zeros(400), "must be 2-D"),
+        (np.zeros((20, 20, 3)), "colour image"),
+        (np.zeros(400), r"must be 2-D \(H, W\) or a stack"),
         (np.zeros((0, 20)), "empty"),
         (np.zeros((5, 20)), "smaller than the 8x8 patch"),
         (np.array([["a"] * 20] * 20), "numeric"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import skimage.io
+import tifffile
 
 from usprior.cli import main
 
@@ -41,3 +42,22 @@ def test_errors_exit_2(tiny_checkpoint, tmp_path, capsys):
     txt.write_text("x")
     assert main(["denoise", str(txt), "-o", str(tmp_path / "o.png")]) == 2
     assert "unsupported input format" in capsys.readouterr().err
+
+
+def test_cine_stack_with_amortised_method(tmp_path):
+    """A (T, H, W) .npy stack through --method ffdnet (a tiny saved model), written as .tif with
+    a stack of before/after comparisons; a stack cannot go to PNG."""
+    import jax
+
+    from usprior.amortized import FFDNetConfig, init_ffdnet, save_model
+
+    cfg = FFDNetConfig(features=4, depth=3)
+    model = save_model(cfg, init_ffdnet(cfg, jax.random.key(0, impl="rbg")), tmp_path / "ffd", {"sigma_median": 0.1})
+    src, out, cmp = tmp_path / "cine.npy", tmp_path / "out.tif", tmp_path / "cmp.npy"
+    np.save(src, np.random.default_rng(2).uniform(0, 1, (3, 20, 26)).astype(np.float32))
+    args = ["denoise", str(src), "--method", "ffdnet", "--checkpoint", str(model), "--batch", "2"]
+    assert main([*args, "-o", str(out), "--compare", str(cmp)]) == 0
+    assert tifffile.imread(out).shape == (3, 20, 26)
+    assert np.load(cmp).shape == (3, 20, 2 * 26 + 8)
+    assert main([*args, "-o", str(tmp_path / "out.png")]) == 2
+    assert main([*args, "-o", str(tmp_path / "o.npy"), "--lam", "2"]) == 2

@@ -2,7 +2,8 @@
 
 Main entry points:
 
-* :func:`denoise` — denoise a 2-D image (numpy in, numpy out, float in [0, 1]).
+* :func:`denoise` — denoise an image (H, W) or a cine stack (T, H, W) by MAP, unrolled MAP,
+  Pix2Pix or FFDNet (numpy in, numpy out, float in [0, 1]).
 * :func:`load_prior` / :class:`FlowPrior` — the Glow prior (also as a distrax distribution).
 * :mod:`usprior.likelihoods` — observation models p(y | x), selectable by name.
 * :func:`map_denoise` — the latent MAP solver with full diagnostics.

@@ -1,12 +1,14 @@
 """Command line: ``usprior denoise IN -o OUT [...]`` and ``usprior bench [...]``.
 
-``denoise`` denoises one image by MAP; ``bench`` runs :mod:`usprior.benchmark` (tune every
+``denoise`` denoises one image or a cine stack (T, H, W) by MAP or an amortised model
+(``--method``); ``bench`` runs :mod:`usprior.benchmark` (tune every
 method per noise level on a tuning image, evaluate on test images, write JSON / Markdown / PNG).
 
-Reads PNG / TIFF / JPEG (colour is converted to gray with ``skimage.color.rgb2gray``) or
-``.npy`` (a 2-D array, float in [0, 1] or integer); writes ``.png`` (8-bit), ``.tif``/``.tiff``
-(float32) or ``.npy`` (float32) by the output suffix. ``--compare`` writes a side-by-side
-before/after PNG.
+Reads PNG / TIFF / JPEG (colour is converted to gray with ``skimage.color.rgb2gray``; a
+multi-page TIFF is a cine stack) or ``.npy`` (a 2-D image or a (T, H, W) stack, float in
+[0, 1] or integer); writes ``.png`` (8-bit, single images), ``.tif``/``.tiff`` (float32) or
+``.npy`` (float32) by the output suffix. ``--compare`` writes a side-by-side before/after
+image (a stack of them for cine input).
 """
 
 from __future__ import annotations
@@ -21,39 +23,49 @@ import numpy as np
 import skimage.color
 import skimage.io
 import skimage.util
+import tifffile
 
 from usprior import benchmark, data, simulate
-from usprior.api import DEFAULT_LAM, denoise
+from usprior.api import DEFAULT_LAM, METHODS, denoise
 from usprior.likelihoods import LIKELIHOODS
-from usprior.validation import as_float_image
+from usprior.validation import as_float_frames
 
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg"}
 
 
 def read_image(path: Path) -> np.ndarray:
-    """Read a grayscale image as float32 (H, W) in [0, 1]; colour images go through rgb2gray."""
+    """Read a grayscale image as float32 (H, W), or a cine stack as (T, H, W), in [0, 1];
+    colour images go through rgb2gray."""
     if not path.is_file():
         raise FileNotFoundError(f"input image not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         arr = np.load(path, allow_pickle=False)
+    elif suffix in (".tif", ".tiff"):
+        arr = tifffile.imread(path)  # pages stay frames: (T, H, W) (imageio would guess RGB for T = 3)
+        if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+            arr = skimage.color.rgb2gray(arr[..., :3])
     elif suffix in IMAGE_SUFFIXES:
         arr = skimage.io.imread(path)
         if arr.ndim == 3 and arr.shape[-1] in (3, 4):
             arr = skimage.color.rgb2gray(arr[..., :3])
     else:
         raise ValueError(f"unsupported input format {suffix!r}: use .png, .tif, .jpg or .npy")
-    return as_float_image(arr, min_size=1, name=str(path))
+    frames = as_float_frames(arr, min_size=1, name=str(path))
+    return frames if np.ndim(arr) == 3 else frames[0]
 
 
 def write_image(path: Path, image: np.ndarray) -> None:
-    """Write a float image in [0, 1] as 8-bit PNG, float32 TIFF or float32 .npy by suffix."""
+    """Write a float image (H, W) or stack (T, H, W) in [0, 1] as 8-bit PNG (images only),
+    float32 TIFF or float32 .npy by suffix."""
     suffix = path.suffix.lower()
+    if suffix == ".png" and image.ndim != 2:
+        raise ValueError(f"{path}: PNG holds one image; write a stack of {image.shape[0]} frames as .tif or .npy")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".npy":
         np.save(path, image.astype(np.float32))
     elif suffix in (".tif", ".tiff"):
-        skimage.io.imsave(path, image.astype(np.float32), check_contrast=False)
+        tifffile.imwrite(path, image.astype(np.float32), photometric="minisblack")
     elif suffix == ".png":
         skimage.io.imsave(path, skimage.util.img_as_ubyte(np.clip(image, 0, 1)), check_contrast=False)
     else:
@@ -61,22 +73,29 @@ def write_image(path: Path, image: np.ndarray) -> None:
 
 
 def side_by_side(before: np.ndarray, after: np.ndarray, gap: int = 8) -> np.ndarray:
-    """[before | white gap | after] as one (H, 2W + gap) float image."""
-    return np.concatenate([before, np.ones((before.shape[0], gap), before.dtype), after], axis=1)
+    """[before | white gap | after]: (..., H, W) -> (..., H, 2W + gap) float image(s)."""
+    white = np.ones((*before.shape[:-1], gap), before.dtype)
+    return np.concatenate([before, white, after], axis=-1)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="usprior", description="Ultrasound denoising with a flow prior.")
     sub = parser.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("denoise", help="denoise one image by MAP with the flow prior")
-    d.add_argument("input", type=Path, help="input image (.png, .tif, .jpg, .npy)")
+    d = sub.add_parser("denoise", help="denoise an image or a cine stack by MAP or an amortised model")
+    d.add_argument("input", type=Path, help="input image or (T, H, W) stack (.png, .tif, .jpg, .npy)")
     d.add_argument("-o", "--output", type=Path, required=True, help="output image (.png, .tif, .npy)")
-    d.add_argument("--likelihood", default="gaussian", choices=sorted(LIKELIHOODS))
-    d.add_argument("--sigma", type=float, default=None, help="noise level (default: estimated)")
-    d.add_argument("--lam", type=float, default=None, help=f"weight of ||z||^2 (default {DEFAULT_LAM})")
-    d.add_argument("--steps", type=int, default=None, help="Adam steps per patch")
-    d.add_argument("--stride", type=int, default=None, help="patch stride in pixels")
-    d.add_argument("--checkpoint", type=Path, default=None, help="prior checkpoint directory")
+    d.add_argument("--method", default="map", choices=METHODS, help="denoiser (default: map)")
+    d.add_argument("--likelihood", default=None, choices=sorted(LIKELIHOODS),
+                   help="map: default gaussian; unrolled: default the trained one")
+    d.add_argument("--sigma", type=float, default=None,
+                   help="noise level (map: default estimated; ffdnet: the noise-map strength knob)")
+    d.add_argument("--lam", type=float, default=None, help=f"map: weight of ||z||^2 (default {DEFAULT_LAM})")
+    d.add_argument("--steps", type=int, default=None, help="map: Adam steps per patch")
+    d.add_argument("--warm-steps", type=int, default=None, help="map, cine: steps on warm-started frames")
+    d.add_argument("--stride", type=int, default=None, help="map / unrolled: patch stride in pixels")
+    d.add_argument("--batch", type=int, default=16, help="pix2pix / ffdnet: frames per pass")
+    d.add_argument("--checkpoint", type=Path, default=None,
+                   help="checkpoint directory of the method (default: the shipped one)")
     d.add_argument("--compare", type=Path, default=None, help="also write a before/after PNG")
 
     b = sub.add_parser("bench", help="compare denoisers on simulated noise (tuned per level, same noisy inputs)")
@@ -136,12 +155,13 @@ def _denoise(args: argparse.Namespace) -> None:
     image = read_image(args.input)
     t0 = time.perf_counter()
     out = denoise(
-        image, likelihood=args.likelihood, sigma=args.sigma, lam=args.lam, steps=args.steps,
-        stride=args.stride, checkpoint=args.checkpoint, progress=True,
+        image, method=args.method, likelihood=args.likelihood, sigma=args.sigma, lam=args.lam,
+        steps=args.steps, warm_steps=args.warm_steps, stride=args.stride, batch=args.batch,
+        checkpoint=args.checkpoint, progress=True,
     )
     seconds = time.perf_counter() - t0
     write_image(args.output, out)
-    print(f"denoised {args.input} {image.shape} in {seconds:.1f} s -> {args.output}")
+    print(f"denoised {args.input} {image.shape} by {args.method} in {seconds:.1f} s -> {args.output}")
     if args.compare is not None:
         write_image(args.compare, side_by_side(image, out))
         print(f"before/after comparison -> {args.compare}")
@@ -154,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             _bench(args, argv)
         else:
             _denoise(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, FloatingPointError) as err:
         print(f"usprior: error: {err}", file=sys.stderr)
         return 2
     return 0

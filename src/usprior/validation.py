@@ -50,6 +50,27 @@ def as_float_image(image: object, min_size: int = 32, name: str = "image") -> np
     return arr.astype(np.float32)
 
 
+def as_float_frames(frames: object, min_size: int = 32, name: str = "image") -> np.ndarray:
+    """Validate one image (H, W) or a stack of frames (T, H, W) (cine); float32 (T, H, W) in [0, 1].
+
+    Every frame goes through :func:`as_float_image`. A 3-D array whose last axis has 3 or 4
+    entries is refused as a colour image (convert it with ``skimage.color.rgb2gray``).
+    """
+    arr = np.asarray(frames)
+    if arr.ndim == 2:
+        return as_float_image(arr, min_size, name)[None]
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        raise ValueError(
+            f"{name} of shape {arr.shape} looks like a colour image: convert it with "
+            "skimage.color.rgb2gray (a stack of frames is (T, H, W))"
+        )
+    if arr.ndim != 3:
+        raise ValueError(f"{name} must be 2-D (H, W) or a stack of frames (T, H, W), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is an empty stack of frames: shape {arr.shape}")
+    return np.stack([as_float_image(f, min_size, f"{name} frame {t}") for t, f in enumerate(arr)])
+
+
 def check_positive(value: float, name: str) -> float:
     """Return ``float(value)`` if it is finite and > 0, else raise ``ValueError``."""
     v = float(value)

@@ -36,12 +36,14 @@ MODELS: dict[str, tuple[type, Callable[[Any, jax.Array], dict[str, Any]]]] = {
 
 
 class AmortizedCheckpoint(NamedTuple):
-    """A loaded checkpoint: model kind, its config, the Flax variables and the saved metadata."""
+    """A loaded checkpoint: model kind, its config, the Flax variables, the saved metadata and
+    the directory it was loaded from (None when built in memory)."""
 
     kind: str
     config: ModelConfig
     variables: dict[str, Any]
     metadata: dict[str, Any]
+    directory: Path | None = None
 
 
 def _kind_of(config: ModelConfig) -> str:
@@ -84,4 +86,4 @@ def load_model(directory: str | os.PathLike, kind: str | None = None) -> Amortiz
     if kind is not None and kind != saved_kind:
         raise ValueError(f"{directory} holds a {saved_kind!r} model, expected {kind!r}")
     variables = restore_tree(directory / "variables", _expected(saved_kind, config), config)
-    return AmortizedCheckpoint(kind=saved_kind, config=config, variables=dict(variables), metadata=metadata)
+    return AmortizedCheckpoint(saved_kind, config, dict(variables), metadata, directory)

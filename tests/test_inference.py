@@ -1,0 +1,149 @@
+"""``usprior.denoise`` with every method, on images and cine stacks: amortised checkpoints
+(tiny models saved to disk), batching of frames, MAP warm starts and clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+import usprior
+from usprior.amortized import (
+    FFDNetConfig,
+    UNetConfig,
+    UnrolledConfig,
+    ffdnet_denoise,
+    init_ffdnet,
+    init_unet,
+    init_unrolled,
+    load_model,
+    pix2pix_denoise,
+    save_model,
+    unrolled_denoise,
+)
+from usprior.likelihoods import Gaussian
+from usprior.solvers import MAPConfig, map_denoise
+
+KEY = jax.random.key(0, impl="rbg")  # fast initialisers on XLA:CPU (see test_amortized)
+SIGMA_MEDIAN = 0.08
+
+
+@pytest.fixture(scope="module")
+def models(tiny_checkpoint):
+    """Tiny FFDNet, Pix2Pix and unrolled checkpoints saved next to the tiny prior."""
+    folder = tiny_checkpoint.parent
+    meta = {"sigma_median": SIGMA_MEDIAN}
+    unrolled_meta = {**meta, "likelihood": "gaussian", "sigma_scale": 1.5, "prior": tiny_checkpoint.name}
+    specs = {
+        "ffdnet": (FFDNetConfig(features=8, depth=3), init_ffdnet(FFDNetConfig(features=8, depth=3), KEY), meta),
+        "pix2pix": (UNetConfig(features=4, depth=2), init_unet(UNetConfig(features=4, depth=2), KEY), {}),
+        "unrolled": (UnrolledConfig(steps=2, init_lr=0.01), {"params": init_unrolled(UnrolledConfig(steps=2, init_lr=0.01))}, unrolled_meta),
+    }
+    return {kind: save_model(cfg, var, folder / kind, md) for kind, (cfg, var, md) in specs.items()}
+
+
+def stack(t: int = 3, shape: tuple[int, int] = (37, 45)) -> np.ndarray:
+    return np.random.default_rng(0).uniform(0.1, 0.9, (t, *shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("method", ["ffdnet", "pix2pix", "unrolled"])
+def test_amortised_methods_match_their_models(models, tiny_prior, method):
+    """denoise(method=...) on an odd-sized image is the model's own denoiser with the
+    checkpoint's defaults (noise level from the metadata, the prior it names)."""
+    frames = stack(1)
+    ckpt = load_model(models[method])
+    out = usprior.denoise(frames[0], method=method, checkpoint=models[method])
+    if method == "ffdnet":
+        want = ffdnet_denoise(ckpt.variables, ckpt.config, frames[0], SIGMA_MEDIAN)
+    elif method == "pix2pix":
+        want = pix2pix_denoise(ckpt.variables, ckpt.config, frames[0])
+    else:
+        lik = Gaussian(1.5 * SIGMA_MEDIAN)
+        want = unrolled_denoise(ckpt.variables["params"], ckpt.config, frames[0], tiny_prior, lik, stride=4)
+    assert out.shape == (37, 45) and out.dtype == np.float32
+    np.testing.assert_allclose(out, np.clip(want, 0, 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["ffdnet", "pix2pix", "unrolled"])
+def test_cine_stack_equals_frame_by_frame(models, method):
+    """3 frames in batches of 2 (the last batch padded) give each frame's own result."""
+    frames = stack(3)
+    out = usprior.denoise(frames, method=method, checkpoint=models[method], batch=2)
+    assert out.shape == frames.shape and out.dtype == np.float32
+    for t in range(3):
+        np.testing.assert_allclose(out[t], usprior.denoise(frames[t], method=method, checkpoint=models[method]), atol=1e-6)
+
+
+def test_ffdnet_sigma_is_the_strength_knob(models):
+    image = stack(1)[0]
+    weak, strong = (usprior.denoise(image, method="ffdnet", checkpoint=models["ffdnet"], sigma=s) for s in (0.01, 0.5))
+    assert not np.allclose(weak, strong)
+    np.testing.assert_array_equal(
+        usprior.denoise(image, method="ffdnet", checkpoint=models["ffdnet"], sigma=SIGMA_MEDIAN),
+        usprior.denoise(image, method="ffdnet", checkpoint=models["ffdnet"]),
+    )
+
+
+def test_map_cine_warm_starts_from_the_previous_frame(tiny_checkpoint, tiny_prior):
+    """Frame 0 is a cold MAP solve; frame t > 0 runs warm_steps from frame t-1's latents."""
+    frames = stack(2, (24, 30))
+    kw = dict(sigma=0.1, steps=8, stride=8)
+    out = usprior.denoise(frames, checkpoint=tiny_checkpoint, warm_steps=3, **kw)
+    lik = Gaussian(0.1)
+    cfg = MAPConfig(steps=8, stride=8)
+    first = map_denoise(frames[0], tiny_prior, lik, usprior.DEFAULT_LAM, cfg)
+    second = map_denoise(frames[1], tiny_prior, lik, usprior.DEFAULT_LAM, dataclasses.replace(cfg, steps=3), z0=first.z)
+    np.testing.assert_allclose(out[0], np.clip(first.image, 0, 1), atol=1e-6)
+    np.testing.assert_allclose(out[1], np.clip(second.image, 0, 1), atol=1e-6)
+    cold = usprior.denoise(frames[1], checkpoint=tiny_checkpoint, **kw)
+    assert not np.allclose(out[1], cold, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs", "match"),
+    [
+        ("pix2pix", dict(sigma=0.1), "no noise-level input"),
+        ("ffdnet", dict(lam=1.0), "options of 'map'"),
+        ("unrolled", dict(steps=5), "options of 'map'"),
+        ("ffdnet", dict(stride=8), "options of 'unrolled' and 'map'"),
+        ("ffdnet", dict(likelihood="gaussian"), "options of 'unrolled' and 'map'"),
+        ("ffdnet", dict(sigma=-1.0), "sigma"),
+        ("ffdnet", dict(batch=0), "batch"),
+        ("unrolled", dict(likelihood="poisson"), "unknown likelihood"),
+    ],
+)
+def test_bad_options_raise(models, method, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        usprior.denoise(stack(1)[0], method=method, checkpoint=models[method], **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("frames", "match"),
+    [
+        (np.zeros((40, 40, 3)), "colour image"),
+        (np.zeros((0, 40, 40)), "empty stack"),
+        (np.zeros((2, 2, 40, 40)), r"\(T, H, W\)"),
+        (np.stack([np.zeros((40, 40)), np.full((40, 40), np.nan)]), "frame 1 contains NaN"),
+        (np.full((2, 40, 40), 2.0), r"must lie in \[0, 1\]"),
+    ],
+)
+@pytest.mark.parametrize("method", ["ffdnet", "map"])
+def test_bad_stacks_raise(models, tiny_checkpoint, frames, match, method):
+    checkpoint = models["ffdnet"] if method == "ffdnet" else tiny_checkpoint
+    with pytest.raises(ValueError, match=match):
+        usprior.denoise(frames, method=method, checkpoint=checkpoint, sigma=0.1)
+
+
+def test_unrolled_too_small_frames_and_missing_metadata(models, tmp_path):
+    with pytest.raises(ValueError, match="smaller than the 8x8 patch"):
+        usprior.denoise(np.full((2, 5, 40), 0.5), method="unrolled", checkpoint=models["unrolled"])
+    cfg = FFDNetConfig(features=8, depth=3)
+    bare = save_model(cfg, init_ffdnet(cfg, KEY), tmp_path / "bare")
+    with pytest.raises(ValueError, match="records no 'sigma_median'"):
+        usprior.denoise(np.full((40, 40), 0.5), method="ffdnet", checkpoint=bare)
+    with pytest.raises(ValueError, match="holds a 'ffdnet' model"):
+        usprior.denoise(np.full((40, 40), 0.5), method="pix2pix", checkpoint=bare)
+    with pytest.raises(FileNotFoundError):
+        usprior.denoise(np.full((40, 40), 0.5), method="pix2pix", checkpoint=tmp_path / "missing")
