@@ -124,7 +124,6 @@ def main() -> None:
     ]
     for r in rows:
         f = lambda d: f"{d['psnr']:.2f} / {d['ssim']:.3f}"
-        best_map = max(r["map_default"]["psnr"], r["map_tuned"]["psnr"])
         lines.append(
             f"| {r['sigma']} | {f(r['noisy'])} | {f(r['nlm'])} (h={r['nlm_h']:.3f}) | {f(r['map_default'])} "
             f"| {f(r['map_tuned'])} (lam={r['lam_tuned']:.4g}) | {r['map_default']['psnr'] - r['nlm']['psnr']:+.2f} |"

@@ -10,14 +10,12 @@ Bayesian MAP under z ~ N(0, I)). ``DEFAULT_LAM`` is that value.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
-from pathlib import Path
 
 import numpy as np
 
 from usprior.amortized.inference import get_model, run_model
-from usprior.checkpoint import default_checkpoint, load_prior
+from usprior.checkpoint import get_prior
 from usprior.likelihoods import Likelihood, make_likelihood
 from usprior.prior import FlowPrior
 from usprior.solvers import MAPConfig, map_denoise
@@ -25,17 +23,6 @@ from usprior.validation import as_float_frames, check_positive
 
 DEFAULT_LAM = 0.375
 METHODS = ("map", "unrolled", "pix2pix", "ffdnet")
-
-
-@functools.lru_cache(maxsize=4)
-def _load_cached(path: Path) -> FlowPrior:
-    return load_prior(path)
-
-
-def get_prior(checkpoint: str | os.PathLike | None = None) -> FlowPrior:
-    """Load (and cache) the prior in ``checkpoint``; default: the shipped checkpoint."""
-    path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
-    return _load_cached(path.resolve())
 
 
 def denoise(

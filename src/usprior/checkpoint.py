@@ -13,6 +13,7 @@ to this file for source checkouts and editable installs) or wherever the environ
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -111,6 +112,17 @@ def save_prior(prior: FlowPrior, directory: str | os.PathLike, metadata: dict[st
 def read_metadata(directory: str | os.PathLike) -> dict[str, Any]:
     """The metadata saved with a prior checkpoint (see :func:`load_prior` for the errors)."""
     return read_record(directory, {"glow": GlowConfig})[2]
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: Path) -> FlowPrior:
+    return load_prior(path)
+
+
+def get_prior(checkpoint: str | os.PathLike | None = None) -> FlowPrior:
+    """Load (and cache) the prior in ``checkpoint``; default: the shipped checkpoint."""
+    path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
+    return _load_cached(path.resolve())
 
 
 def load_prior(directory: str | os.PathLike | None = None) -> FlowPrior:

@@ -30,7 +30,7 @@ from usprior.amortized.checkpoint import AmortizedCheckpoint, load_model
 from usprior.amortized.ffdnet import ffdnet_apply
 from usprior.amortized.pix2pix import pix2pix_apply
 from usprior.amortized.unrolled import unrolled_denoise
-from usprior.checkpoint import default_checkpoint, load_prior
+from usprior.checkpoint import default_checkpoint, get_prior
 from usprior.likelihoods import Likelihood, make_likelihood
 from usprior.prior import FlowPrior
 from usprior.validation import check_int, check_positive
@@ -49,11 +49,6 @@ def default_model_dir(kind: str) -> Path:
 @functools.lru_cache(maxsize=8)
 def _cached_model(path: Path, kind: str) -> AmortizedCheckpoint:
     return load_model(path, kind=kind)
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_prior(path: Path) -> FlowPrior:
-    return load_prior(path)
 
 
 def get_model(kind: str, directory: str | os.PathLike | None = None) -> AmortizedCheckpoint:
@@ -95,8 +90,8 @@ def unrolled_prior(model: AmortizedCheckpoint) -> FlowPrior:
     the shipped prior when none is named (or the model was not loaded from disk)."""
     name = model.metadata.get("prior")
     if name is None or model.directory is None:
-        return _cached_prior(default_checkpoint().resolve())
-    return _cached_prior((model.directory.parent / name).resolve())
+        return get_prior()
+    return get_prior(model.directory.parent / name)
 
 
 def run_model(
