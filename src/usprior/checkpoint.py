@@ -83,6 +83,12 @@ def tree_shapes(tree: Any) -> Any:
     return jax.tree_util.tree_map(lambda a: (tuple(a.shape), str(a.dtype)), tree)
 
 
+def _leaf_table(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
+    """{key path: (shape, dtype)} of every leaf: comparable across dict / FrozenDict / orbax
+    metadata trees."""
+    return {jax.tree_util.keystr(k): (tuple(a.shape), str(a.dtype)) for k, a in jax.tree_util.tree_leaves_with_path(tree)}
+
+
 def restore_tree(path: Path, target: Any, config: Any) -> Any:
     """Restore the orbax tree at ``path`` into the structure of ``target`` (ShapeDtypeStructs).
 
@@ -93,10 +99,13 @@ def restore_tree(path: Path, target: Any, config: Any) -> Any:
         raise FileNotFoundError(f"{path.parent} is not a usprior checkpoint: missing {path.name}/")
     try:
         with ocp.StandardCheckpointer() as ckptr:
-            tree = ckptr.restore(path, target)
+            # compare the stored shapes first: a restore into the wrong shapes fails inside
+            # orbax's asynchronous reads and leaves them unfinished
+            stored = _leaf_table(dict(ckptr.metadata(path).item_metadata))
+            tree = ckptr.restore(path, target) if stored == _leaf_table(target) else None
     except Exception as err:  # orbax raises many types for damaged data; report them uniformly
         raise ValueError(f"corrupt or incompatible checkpoint data in {path}: {err}") from err
-    if tree_shapes(tree) != tree_shapes(target):
+    if tree is None or tree_shapes(tree) != tree_shapes(target):
         raise ValueError(
             f"corrupt or incompatible checkpoint data in {path}: "
             f"the shapes do not match the architecture in config.json ({config})"
