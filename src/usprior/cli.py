@@ -41,12 +41,9 @@ def read_image(path: Path) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix == ".npy":
         arr = np.load(path, allow_pickle=False)
-    elif suffix in (".tif", ".tiff"):
-        arr = tifffile.imread(path)  # pages stay frames: (T, H, W) (imageio would guess RGB for T = 3)
-        if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-            arr = skimage.color.rgb2gray(arr[..., :3])
     elif suffix in IMAGE_SUFFIXES:
-        arr = skimage.io.imread(path)
+        # tifffile keeps TIFF pages as frames, (T, H, W); imageio would guess RGB for T = 3
+        arr = tifffile.imread(path) if suffix in (".tif", ".tiff") else skimage.io.imread(path)
         if arr.ndim == 3 and arr.shape[-1] in (3, 4):
             arr = skimage.color.rgb2gray(arr[..., :3])
     else:
