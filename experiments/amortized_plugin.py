@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from usprior import baselines, denoise
-from usprior.benchmark import register
-from usprior.checkpoint import default_checkpoint
+from usprior.eval.benchmark import register
+from usprior.io.checkpoints import default_checkpoint
 
 FOLDER = Path(os.environ.get("USPRIOR_MODELS", default_checkpoint().parent))
 MODELS = {  # benchmark name: (method, checkpoint directory name, grid of sigma in noise stds)

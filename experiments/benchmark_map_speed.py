@@ -21,10 +21,11 @@ import jax
 import numpy as np
 from skimage.transform import resize
 
-from usprior.api import DEFAULT_LAM, get_prior
-from usprior.data import load_mni_volume
-from usprior.likelihoods import Gaussian
-from usprior.solvers import MAPConfig, map_denoise
+from usprior.denoisers import DEFAULT_LAM
+from usprior.priors.flow import load_prior
+from usprior.priors.data import load_mni_volume
+from usprior.physics.likelihoods import Gaussian
+from usprior.solvers.map import MAPConfig, map_denoise
 
 SIZES = ((256, 256), (600, 500))
 
@@ -34,7 +35,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=MAPConfig().steps)
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
     args = parser.parse_args()
-    prior, cfg = get_prior(), MAPConfig(steps=args.steps)
+    prior, cfg = load_prior(), MAPConfig(steps=args.steps)
     base = np.rot90(load_mni_volume()[:, :, 100])
     rng = np.random.default_rng(0)
     device = f"{jax.devices()[0].device_kind} ({jax.default_backend()}), {os.cpu_count()} CPU cores, {platform.machine()}"

@@ -45,7 +45,8 @@ def frames(batch: int) -> np.ndarray:
     """``batch`` speckled 600x500 frames (seeded), (batch, 600, 500) float32 in [0, 1]."""
     from skimage.transform import resize
 
-    from usprior import data, simulate
+    from usprior.priors import data
+    from usprior.physics import simulate
 
     clean = resize(data.sagittal_slices("test")[0], SHAPE, anti_aliasing=True).astype(np.float32)
     corrupt = simulate.NOISE_MODELS["convolutional"].corrupt
@@ -158,7 +159,7 @@ def main() -> None:
 
     import jax
 
-    from usprior.benchmark import device_name
+    from usprior.eval.benchmark import device_name
 
     rows = []
     for method in args.methods:

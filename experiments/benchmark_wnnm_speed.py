@@ -31,7 +31,7 @@ from skimage import color, data
 from skimage.transform import resize
 
 from usprior.baselines.wnnm import DEFAULTS, wnnm
-from usprior.metrics import psnr
+from usprior.eval.metrics import psnr
 
 SHAPE = (600, 500)
 SIGMA = 0.1

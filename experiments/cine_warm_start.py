@@ -28,11 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from usprior import data, metrics, simulate
-from usprior.api import get_prior
-from usprior.benchmark import device_name
-from usprior.likelihoods import Gaussian
-from usprior.solvers import MAPConfig, map_denoise
+from usprior.priors import data
+from usprior.eval import metrics
+from usprior.physics import simulate
+from usprior.priors.flow import load_prior
+from usprior.eval.benchmark import device_name
+from usprior.physics.likelihoods import Gaussian
+from usprior.solvers.map import MAPConfig, map_denoise
 
 
 def cine(frames: int, shift: int, level: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     noisy, target = cine(args.frames, args.shift, args.level, args.seed)
     sigma = simulate.noise_std(noisy, target)
-    prior, lik, cold = get_prior(), Gaussian(sigma), MAPConfig(steps=args.steps)
+    prior, lik, cold = load_prior(), Gaussian(sigma), MAPConfig(steps=args.steps)
     runs: dict[str, dict] = {}
     for name, warm in [("cold", None), *[(f"warm {w}", w) for w in args.warm_steps]]:
         out, times, z = [], [], None

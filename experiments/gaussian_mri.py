@@ -28,10 +28,11 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from skimage.restoration import denoise_nl_means
 from tqdm.auto import tqdm
 
-from usprior.api import DEFAULT_LAM, get_prior
-from usprior.data import SAGITTAL_SPLITS, sagittal_slices
-from usprior.likelihoods import Gaussian
-from usprior.solvers import MAPConfig, map_denoise
+from usprior.denoisers import DEFAULT_LAM
+from usprior.priors.flow import load_prior
+from usprior.priors.data import SAGITTAL_SPLITS, sagittal_slices
+from usprior.physics.likelihoods import Gaussian
+from usprior.solvers.map import MAPConfig, map_denoise
 
 SIGMAS = (0.1, 0.2, 0.3, 0.4)
 LAM_GRID = (0.5 * DEFAULT_LAM, DEFAULT_LAM, 2.0 * DEFAULT_LAM, 4.0 * DEFAULT_LAM)
@@ -63,7 +64,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
     args = parser.parse_args()
 
-    prior = get_prior(args.checkpoint)
+    prior = load_prior(args.checkpoint)
     cfg = MAPConfig(steps=args.steps)
     tune_idx = SAGITTAL_SPLITS["tune"][0]
     tune = sagittal_slices("tune")[0]

@@ -14,7 +14,7 @@ import numpy as np
 import skimage.io
 import skimage.util
 
-from usprior.data import load_mni_volume
+from usprior.priors.data import load_mni_volume
 
 AXIAL_INDEX = 100
 SIGMA = 0.1

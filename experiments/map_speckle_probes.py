@@ -17,9 +17,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from usprior import data, metrics, simulate
+from usprior.priors import data
+from usprior.eval import metrics
+from usprior.physics import simulate
 from usprior.api import denoise
-from usprior.benchmark import device_name
+from usprior.eval.benchmark import device_name
 
 
 def scores(noisy, target, likelihood: str, sigma: float, lam: float) -> dict[str, float]:

@@ -1,11 +1,11 @@
 """Plane-wave (CPWC) B-mode simulation of a cyst phantom and a sagittal MNI slice with pymust.
 
-Runs :func:`usprior.planewave.plane_wave_bmode` (3 steered plane waves, -10..10 degrees, a
+Runs :func:`usprior.physics.planewave.plane_wave_bmode` (3 steered plane waves, -10..10 degrees, a
 128-element 7.6 MHz linear array, 50 dB dynamic range) on
 
-* the default cyst phantom of :func:`usprior.simulate.cyst_phantom` (128 x 128) on a
+* the default cyst phantom of :func:`usprior.physics.phantoms.cyst_phantom` (128 x 128) on a
   20 mm x 20 mm field of view at 5-25 mm depth, and
-* a sagittal MNI152 slice of the *training* split (:func:`usprior.data.sagittal_slices`),
+* a sagittal MNI152 slice of the *training* split (:func:`usprior.priors.data.sagittal_slices`),
   rotated so that superior is up, on the full 38.4 mm aperture,
 
 and writes docs/results/planewave_example.png (clean target vs B-mode, mm axes) and
@@ -30,9 +30,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from usprior.data import MNI_MIDLINE, SAGITTAL_SPLITS, sagittal_slices  # noqa: E402
-from usprior.planewave import DEFAULT_PROBE, PlaneWaveSimulation, plane_wave_bmode  # noqa: E402
-from usprior.simulate import cyst_phantom  # noqa: E402
+from usprior.priors.data import MNI_MIDLINE, SAGITTAL_SPLITS, sagittal_slices  # noqa: E402
+from usprior.physics.planewave import DEFAULT_PROBE, PlaneWaveSimulation, plane_wave_bmode  # noqa: E402
+from usprior.physics.phantoms import cyst_phantom  # noqa: E402
 
 MNI_OFFSET = 10  # sagittal slice MNI_MIDLINE + 10 (a training slice: midline distance 10)
 

@@ -1,7 +1,7 @@
 """Train an amortised denoiser (FFDNet, Pix2Pix or unrolled MAP) to imitate a teacher on simulated ultrasound.
 
 Data: clean images are sagittal MNI152 slices of the 'train' band (validation: the
-'validation' band); noisy images come from a ``usprior.simulate.NOISE_MODELS`` model at the
+'validation' band); noisy images come from a ``usprior.physics.simulate.NOISE_MODELS`` model at the
 given levels; targets come from the chosen teacher (``--teacher``):
 
 * ``clean``: the simulated pair's speckle-free target (supervised training);
@@ -38,7 +38,9 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from usprior import baselines, data, simulate
+from usprior import baselines
+from usprior.priors import data
+from usprior.physics import simulate
 from usprior.amortized import (
     EarlyStopping,
     FFDNetConfig,
@@ -62,9 +64,9 @@ from usprior.amortized import (
     unrolled_train_step,
 )
 from usprior.api import denoise
-from usprior.benchmark import device_name
-from usprior.checkpoint import DEFAULT_CHECKPOINT_NAME, load_prior
-from usprior.likelihoods import LIKELIHOODS, make_likelihood
+from usprior.eval.benchmark import device_name
+from usprior.io.checkpoints import DEFAULT_CHECKPOINT_NAME, load_prior
+from usprior.physics.likelihoods import LIKELIHOODS, make_likelihood
 
 
 def teachers(args: argparse.Namespace) -> dict[str, Any]:

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import jax
 
-from usprior.checkpoint import save_prior
-from usprior.data import training_sampler
-from usprior.glow import GlowConfig
-from usprior.train import TrainConfig, train_prior
+from usprior.priors.flow import save_prior
+from usprior.priors.data import training_sampler
+from usprior.priors.glow import GlowConfig
+from usprior.priors.training import TrainConfig, train_prior
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -19,12 +19,13 @@ from pathlib import Path
 import jax.numpy as jnp
 import numpy as np
 
-from usprior import data, simulate
+from usprior.priors import data
+from usprior.physics import simulate
 from usprior.amortized import UnrolledConfig, clean_teacher, load_model, make_pairs, patch_start, unrolled_patches
-from usprior.benchmark import device_name
-from usprior.checkpoint import load_prior
-from usprior.likelihoods import Gaussian
-from usprior.solvers import MAPConfig, solve_patches
+from usprior.eval.benchmark import device_name
+from usprior.priors.flow import load_prior
+from usprior.physics.likelihoods import Gaussian
+from usprior.solvers.map import MAPConfig, solve_patches
 
 PATCHES_PER_IMAGE = 16
 

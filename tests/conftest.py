@@ -6,9 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from usprior.checkpoint import save_prior
-from usprior.glow import GlowConfig
-from usprior.prior import FlowPrior, init_prior
+from usprior.priors.flow import FlowPrior, init_prior, save_prior
+from usprior.priors.glow import GlowConfig
 
 TINY = GlowConfig(patch=8, levels=2, depth=2, hidden=8)
 

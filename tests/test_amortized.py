@@ -14,7 +14,8 @@ import pytest
 import scipy.ndimage
 
 import usprior
-from usprior import data, simulate
+from usprior.priors import data
+from usprior.physics import simulate
 from usprior.amortized import (
     EarlyStopping,
     FFDNetConfig,
@@ -27,20 +28,19 @@ from usprior.amortized import (
     crop,
     evaluate,
     ffdnet_apply,
-    ffdnet_denoise,
     ffdnet_train_step,
     load_model,
     make_pairs,
     pad_to_multiple,
     pix2pix_apply,
-    pix2pix_denoise,
     pix2pix_train_step,
     pixel_shuffle,
     pixel_unshuffle,
     save_model,
 )
-from usprior.glow import squeeze
-from usprior.metrics import psnr
+from usprior.io.checkpoints import write_manifest
+from usprior.priors.glow import squeeze
+from usprior.eval.metrics import psnr
 
 GAUSSIAN = simulate.NOISE_MODELS["gaussian"].corrupt
 
@@ -263,6 +263,9 @@ def test_checkpoint_errors(ffdnet_run, tmp_path):
     with pytest.raises(ValueError, match="unknown model"):
         load_model(ckpt)
     config_file.write_text(json.dumps({**record, "config": {**record["config"], "features": 16}}))
+    with pytest.raises(ValueError, match="config.json does not match its sha256"):
+        load_model(ckpt)
+    write_manifest(ckpt)  # a consistent checkpoint of the wrong architecture
     with pytest.raises(ValueError, match="corrupt or incompatible"):
         load_model(ckpt)
 
@@ -270,38 +273,26 @@ def test_checkpoint_errors(ffdnet_run, tmp_path):
 # --- input validation ----------------------------------------------------------------------
 
 
-def test_bad_inputs_raise(ffdnet_run, pix2pix_run):
-    variables, gen_vars = ffdnet_run[0].variables, {"params": pix2pix_run[0].params}
+def test_bad_inputs_raise(ffdnet_run, pix2pix_run, tmp_path):
+    variables = {"params": ffdnet_run[0].params, "batch_stats": ffdnet_run[0].batch_stats}
+    ffdnet = usprior.make_denoiser("ffdnet", checkpoint=save_model(FFD, variables, tmp_path / "ffd", {"sigma_median": 0.1}))
+    pix2pix = usprior.make_denoiser("pix2pix", checkpoint=save_model(UNET, {"params": pix2pix_run[0].params}, tmp_path / "p2p"))
     image = smooth_images(1)[0]
     nan_image = image.copy()
     nan_image[3, 4] = np.nan
-    for bad in (image[None], nan_image):
-        with pytest.raises(ValueError):
-            ffdnet_denoise(variables, FFD, bad, 0.1)
-        with pytest.raises(ValueError):
-            pix2pix_denoise(gen_vars, UNET, bad)
-        with pytest.raises(ValueError):
-            make_pairs([bad], GAUSSIAN, clean_teacher, levels=[0.1], patch=8)
+    for bad, match in ((image[None, None], r"\(T, H, W\)"), (nan_image[None], "NaN")):
+        with pytest.raises(ValueError, match=match):
+            ffdnet(bad, sigma=0.1)
+        with pytest.raises(ValueError, match=match):
+            pix2pix(bad)
+    with pytest.raises(ValueError, match="NaN"):
+        make_pairs([nan_image], GAUSSIAN, clean_teacher, levels=[0.1], patch=8)
     for sigma in (0.0, -0.1, np.nan, np.zeros_like(image)):
         with pytest.raises(ValueError, match="sigma"):
-            ffdnet_denoise(variables, FFD, image, sigma)
+            ffdnet(image[None], sigma=sigma)
     with pytest.raises(ValueError, match="level"):
         make_pairs([image], GAUSSIAN, clean_teacher, levels=[0.0], patch=8)
     with pytest.raises(ValueError, match="teacher"):
         make_pairs([image], GAUSSIAN, lambda y, s: y[1:], levels=[0.1], patch=8)
-    out = ffdnet_denoise(variables, FFD, image, 0.1)
-    assert out.shape == image.shape and out.dtype == np.float32
-
-
-@pytest.mark.parametrize("method", ["ffdnet", "pix2pix", "unrolled"])
-def test_shipped_checkpoints_denoise_speckle(method):
-    """checkpoints/<method>_us loads through usprior.denoise with its recorded defaults, keeps
-    the shape and removes B-mode speckle (its training task) from a held-out sagittal test
-    slice (233 x 189: odd-sized)."""
-    ckpt = load_model(Path(__file__).resolve().parents[1] / "checkpoints" / f"{method}_us", kind=method)
-    assert ckpt.metadata["teacher"] == "clean" and ckpt.metadata["val_psnr"] > ckpt.metadata["val_psnr_noisy"]
-    clean = data.sagittal_slices("test")[0]
-    noisy, target = simulate.NOISE_MODELS["convolutional"].corrupt(clean, 50.0, 0)
-    out = usprior.denoise(noisy, method=method)
-    assert out.shape == (233, 189) and np.all(np.isfinite(out))
-    assert psnr(target, out) > psnr(target, noisy) + 1.0
+    out = ffdnet(image[None], sigma=0.1)
+    assert out.shape == (1, *image.shape) and out.dtype == np.float32

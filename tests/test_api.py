@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import usprior
-from usprior.likelihoods import Gaussian
+from usprior.physics.likelihoods import Gaussian
 
 
 def run(image, checkpoint, **kw):

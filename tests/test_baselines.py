@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from usprior import metrics, simulate
+from usprior.eval import metrics
+from usprior.physics import simulate
 from usprior.baselines import classical
 
 CASES = {

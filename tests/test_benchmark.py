@@ -9,8 +9,10 @@ import pytest
 import skimage.io
 from scipy.ndimage import uniform_filter
 
-from usprior import benchmark, metrics, simulate
 from usprior.cli import main
+from usprior.denoisers import base, function_factory, register_denoiser
+from usprior.eval import benchmark, metrics
+from usprior.physics import simulate
 
 
 def _image(seed: int, shape: tuple[int, int] = (40, 52)) -> np.ndarray:
@@ -28,14 +30,19 @@ def box(image: np.ndarray, size: int = 3) -> np.ndarray:
 
 
 @pytest.fixture
-def plugins():
-    """Register two plug-in methods for one test, then restore the registry."""
-    saved = dict(benchmark.METHODS)
-    benchmark.register("identity", identity)
-    benchmark.register("box", box, grid={"size": (1, 3, 5, 7)})
+def registry():
+    """Restore the denoiser registry after the test."""
+    saved = dict(base._REGISTRY)
     yield
-    benchmark.METHODS.clear()
-    benchmark.METHODS.update(saved)
+    base._REGISTRY.clear()
+    base._REGISTRY.update(saved)
+
+
+@pytest.fixture
+def plugins(registry):
+    """Register two plug-in denoisers for one test (the registry is restored afterwards)."""
+    register_denoiser("identity", function_factory(identity))
+    register_denoiser("box", function_factory(box), grid={"size": (1, 3, 5, 7)})
 
 
 def _setup(**overrides) -> benchmark.BenchmarkSetup:
@@ -75,7 +82,8 @@ def test_noise_scaled_parameters_are_multiples_of_the_level_noise_std(plugins):
         seen.append((strength, mode))
         return image
 
-    benchmark.register("scaled", scaled, grid={"strength": (2.0,)}, noise_scaled=("strength",), mode="fixed")
+    register_denoiser("scaled", function_factory(scaled), grid={"strength": (2.0,)}, noise_scaled=("strength",),
+                      presets={"mode": "fixed"})
     setup = _setup(methods=("scaled",), levels=(0.1,))
     results, _ = benchmark.run_benchmark(setup, progress=False)
     noisy, target = simulate.NOISE_MODELS["gaussian"].corrupt(setup.tune_image, 0.1, setup.seed + 999)
@@ -125,20 +133,24 @@ def test_bad_setups_and_methods_are_refused(plugins):
     with pytest.raises(ValueError, match="NaN"):
         _setup(test_images={"a": np.full((40, 52), np.nan)})
     with pytest.raises(ValueError, match="non-empty sequence"):
-        benchmark.register("bad", box, grid={"size": ()})
+        register_denoiser("bad", function_factory(box), grid={"size": ()})
     with pytest.raises(ValueError, match="not in the grid"):
-        benchmark.register("bad", box, grid={"size": (3,)}, noise_scaled=("h",))
+        register_denoiser("bad", function_factory(box), grid={"size": (3,)}, noise_scaled=("h",))
+    with pytest.raises(ValueError, match=r"grid names \['h'\] are not options of 'bad'; valid: \['size'\]"):
+        register_denoiser("bad", function_factory(box), grid={"h": (3,)})
+    with pytest.raises(ValueError, match="'box' is already registered"):
+        register_denoiser("box", function_factory(box))
     with pytest.raises(TypeError, match="callable"):
-        benchmark.register("bad", "box")
+        register_denoiser("bad", "box")
 
 
 def test_a_method_returning_a_wrong_shape_is_an_error(plugins):
-    benchmark.register("cropper", lambda image: image[1:])
-    with pytest.raises(ValueError, match="returned shape"):
+    register_denoiser("cropper", function_factory(lambda image: image[1:]))
+    with pytest.raises(RuntimeError, match="returned shape"):
         benchmark.run_benchmark(_setup(methods=("cropper",), levels=(0.1,)), progress=False)
 
 
-def test_cli_bench_with_an_image_folder_and_a_plugin(tmp_path, monkeypatch, capsys):
+def test_cli_bench_with_an_image_folder_and_a_plugin(tmp_path, monkeypatch, capsys, registry):
     folder = tmp_path / "images"
     folder.mkdir()
     for i in (1, 2):
@@ -146,18 +158,15 @@ def test_cli_bench_with_an_image_folder_and_a_plugin(tmp_path, monkeypatch, caps
     np.save(tmp_path / "tune.npy", _image(0))
     (tmp_path / "my_plugin.py").write_text(
         "from scipy.ndimage import median_filter\n"
-        "from usprior.benchmark import register\n"
-        "register('median', lambda image, size: median_filter(image, size=size), grid={'size': (3, 5)})\n"
+        "import usprior\n"
+        "def median(image, size=3):\n"
+        "    return median_filter(image, size=size)\n"
+        "usprior.register_denoiser('median', usprior.denoisers.function_factory(median), grid={'size': (3, 5)})\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    saved = dict(benchmark.METHODS)
-    try:
-        code = main(["bench", "--noise", "log_speckle", "--levels", "0.1", "--methods", "median", "tv",
-                     "--images", str(folder), "--tune-image", str(tmp_path / "tune.npy"), "--no-phantom",
-                     "--import", "my_plugin", "--out", str(tmp_path / "out"), "--name", "mine"])
-    finally:
-        benchmark.METHODS.clear()
-        benchmark.METHODS.update(saved)
+    code = main(["bench", "--noise", "log_speckle", "--levels", "0.1", "--methods", "median", "tv",
+                 "--images", str(folder), "--tune-image", str(tmp_path / "tune.npy"), "--no-phantom",
+                 "--plugin", "my_plugin", "--out", str(tmp_path / "out"), "--name", "mine"])
     assert code == 0
     data = json.loads((tmp_path / "out" / "mine.json").read_text())
     assert data["meta"]["test_images"] == ["img1", "img2"]

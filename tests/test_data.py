@@ -1,4 +1,4 @@
-"""Tests for usprior.data: sagittal splits, natural images, Tenengrad and patch samplers."""
+"""Tests for usprior.priors.data: sagittal splits, natural images, Tenengrad and patch samplers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 import scipy.ndimage
 import skimage.io
 
-from usprior import data
+from usprior.eval.metrics import tenengrad
+from usprior.priors import data
 
 HELD_OUT = ("test", "tune", "validation")
 
@@ -122,7 +123,7 @@ def test_natural_images_format(natural: tuple[list[np.ndarray], list[str]]) -> N
 
 
 def test_tenengrad_constant_is_zero() -> None:
-    np.testing.assert_array_equal(data.tenengrad(np.full((3, 32, 32), 0.7)), np.zeros(3))
+    np.testing.assert_array_equal(tenengrad(np.full((3, 32, 32), 0.7)), np.zeros(3))
 
 
 def test_tenengrad_matches_scipy_sobel() -> None:
@@ -130,14 +131,14 @@ def test_tenengrad_matches_scipy_sobel() -> None:
     gx = np.stack([scipy.ndimage.sobel(p, axis=1)[1:-1, 1:-1] for p in patches])
     gy = np.stack([scipy.ndimage.sobel(p, axis=0)[1:-1, 1:-1] for p in patches])
     expected = np.sum(gx**2 + gy**2, axis=(1, 2))
-    np.testing.assert_allclose(data.tenengrad(patches), expected, rtol=1e-12)
+    np.testing.assert_allclose(tenengrad(patches), expected, rtol=1e-12)
 
 
 def test_tenengrad_prefers_sharp_edges() -> None:
     step = np.zeros((32, 32))
     step[:, 16:] = 1.0
     blurred = scipy.ndimage.gaussian_filter(step, sigma=2.0, mode="nearest")
-    sharp_t, blurred_t = data.tenengrad(np.stack([step, blurred]))
+    sharp_t, blurred_t = tenengrad(np.stack([step, blurred]))
     assert sharp_t > 2 * blurred_t > 0
 
 
@@ -175,7 +176,7 @@ def test_sampler_selects_sharp_patches(volume: np.ndarray) -> None:
 
     def mean_tenengrad(candidates: int) -> float:
         sampler = data.PatchSampler(slices, uniform_fraction=0.0, candidates=candidates, seed=0)
-        return float(data.tenengrad(sampler.sample(500)[..., 0]).mean())
+        return float(tenengrad(sampler.sample(500)[..., 0]).mean())
 
     assert mean_tenengrad(4) > 1.5 * mean_tenengrad(1)  # candidates=1: uniform positions
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import TINY
-from usprior.glow import ActNorm, AffineCoupling, GlowConfig, squeeze, unsqueeze
-from usprior.prior import FlowPrior
+from usprior.priors.glow import ActNorm, AffineCoupling, GlowConfig, squeeze, unsqueeze
+from usprior.priors.flow import FlowPrior
 
 
 def patches(n: int, seed: int = 1) -> jnp.ndarray:

@@ -13,18 +13,16 @@ import usprior
 from usprior.amortized import (
     FFDNetConfig,
     UNetConfig,
-    UnrolledConfig,
-    ffdnet_denoise,
+    ffdnet_apply,
     init_ffdnet,
     init_unet,
-    init_unrolled,
     load_model,
-    pix2pix_denoise,
+    pix2pix_apply,
     save_model,
-    unrolled_denoise,
 )
-from usprior.likelihoods import Gaussian
-from usprior.solvers import MAPConfig, map_denoise
+from usprior.solvers.unrolled import UnrolledConfig, init_unrolled, unrolled_denoise
+from usprior.physics.likelihoods import Gaussian
+from usprior.solvers.map import MAPConfig, map_denoise
 
 KEY = jax.random.key(0, impl="rbg")  # fast initialisers on XLA:CPU (see test_amortized)
 SIGMA_MEDIAN = 0.08
@@ -56,9 +54,9 @@ def test_amortised_methods_match_their_models(models, tiny_prior, method):
     ckpt = load_model(models[method])
     out = usprior.denoise(frames[0], method=method, checkpoint=models[method])
     if method == "ffdnet":
-        want = ffdnet_denoise(ckpt.variables, ckpt.config, frames[0], SIGMA_MEDIAN)
+        want = ffdnet_apply(ckpt.variables, ckpt.config, frames[:, :, :, None], SIGMA_MEDIAN)[0, ..., 0]
     elif method == "pix2pix":
-        want = pix2pix_denoise(ckpt.variables, ckpt.config, frames[0])
+        want = pix2pix_apply(ckpt.variables, ckpt.config, frames[:, :, :, None])[0, ..., 0]
     else:
         lik = Gaussian(1.5 * SIGMA_MEDIAN)
         want = unrolled_denoise(ckpt.variables["params"], ckpt.config, frames[0], tiny_prior, lik, stride=4)
@@ -70,7 +68,8 @@ def test_amortised_methods_match_their_models(models, tiny_prior, method):
 def test_cine_stack_equals_frame_by_frame(models, method):
     """3 frames in batches of 2 (the last batch padded) give each frame's own result."""
     frames = stack(3)
-    out = usprior.denoise(frames, method=method, checkpoint=models[method], batch=2)
+    batch = {} if method == "unrolled" else {"batch": 2}  # unrolled runs frame by frame
+    out = usprior.denoise(frames, method=method, checkpoint=models[method], **batch)
     assert out.shape == frames.shape and out.dtype == np.float32
     for t in range(3):
         np.testing.assert_allclose(out[t], usprior.denoise(frames[t], method=method, checkpoint=models[method]), atol=1e-6)
@@ -105,10 +104,10 @@ def test_map_cine_warm_starts_from_the_previous_frame(tiny_checkpoint, tiny_prio
     ("method", "kwargs", "match"),
     [
         ("pix2pix", dict(sigma=0.1), "no noise-level input"),
-        ("ffdnet", dict(lam=1.0), "options of 'map'"),
-        ("unrolled", dict(steps=5), "options of 'map'"),
-        ("ffdnet", dict(stride=8), "options of 'unrolled' and 'map'"),
-        ("ffdnet", dict(likelihood="gaussian"), "options of 'unrolled' and 'map'"),
+        ("ffdnet", dict(lam=1.0), "'ffdnet' takes no option lam; valid options: checkpoint, batch"),
+        ("unrolled", dict(steps=5), "'unrolled' takes no option steps; valid options: checkpoint, likelihood, stride, chunk"),
+        ("ffdnet", dict(stride=8), "takes no option stride"),
+        ("ffdnet", dict(likelihood="gaussian"), "takes no option likelihood"),
         ("ffdnet", dict(sigma=-1.0), "sigma"),
         ("ffdnet", dict(batch=0), "batch"),
         ("unrolled", dict(likelihood="poisson"), "unknown likelihood"),
@@ -122,7 +121,7 @@ def test_bad_options_raise(models, method, kwargs, match):
 @pytest.mark.parametrize(
     ("frames", "match"),
     [
-        (np.zeros((40, 40, 3)), "colour image"),
+        (np.zeros((40, 40, 3)), "looks like a colour"),
         (np.zeros((0, 40, 40)), "empty stack"),
         (np.zeros((2, 2, 40, 40)), r"\(T, H, W\)"),
         (np.stack([np.zeros((40, 40)), np.full((40, 40), np.nan)]), "frame 1 contains NaN"),

@@ -1,4 +1,4 @@
-"""Tests for usprior.likelihoods: formulas, gradients, sampling statistics, estimation, pytree use."""
+"""Tests for usprior.physics.likelihoods: formulas, gradients, sampling statistics, estimation, pytree use."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from usprior.likelihoods import (
+from usprior.physics.likelihoods import (
     EPS,
     LIKELIHOODS,
     GammaSpeckle,

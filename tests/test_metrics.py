@@ -1,4 +1,4 @@
-"""Tests for usprior.metrics: hand-computed values, known speckle statistics, ROI masks, bad inputs."""
+"""Tests for usprior.eval.metrics: hand-computed values, known speckle statistics, ROI masks, bad inputs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from usprior import metrics
+from usprior.eval import metrics
 
 
 def _rng_image(shape: tuple[int, int] = (32, 32), seed: int = 0) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tests for usprior.patches: tiling, reflect padding, overlap-add stitching."""
+"""Tests for usprior.solvers.patches: tiling, reflect padding, overlap-add stitching."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from usprior.patches import (
+from usprior.solvers.patches import (
     PatchGrid,
     extract_patches,
     overlap_window,

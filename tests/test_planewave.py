@@ -1,4 +1,4 @@
-"""Tests for usprior.planewave: pymust plane-wave B-mode simulation (skipped without pymust).
+"""Tests for usprior.physics.planewave: pymust plane-wave B-mode simulation (skipped without pymust).
 
 Every simulation is tiny: a 64-element array, a 6 mm x 6 mm field of view at 6-12 mm depth,
 48 x 48 pixels (0.125 mm) and at most 3 plane waves, so the file runs in well under a minute
@@ -14,7 +14,7 @@ import pytest
 
 pymust = pytest.importorskip("pymust")
 
-from usprior.planewave import (  # noqa: E402
+from usprior.physics.planewave import (  # noqa: E402
     DEFAULT_PROBE,
     INSTALL_HINT,
     PlaneWaveSimulation,
@@ -22,7 +22,7 @@ from usprior.planewave import (  # noqa: E402
     plane_wave_bmode,
     resolution_cell_mm2,
 )
-from usprior.simulate import Lesion, cyst_phantom  # noqa: E402
+from usprior.physics.phantoms import Lesion, cyst_phantom  # noqa: E402
 
 SMALL_PROBE = DEFAULT_PROBE._replace(n_elements=64)
 GEOMETRY = {"depth_mm": (6.0, 12.0), "width_mm": 6.0, "probe": SMALL_PROBE}

@@ -1,4 +1,4 @@
-"""Tests for usprior.simulate: speckle statistics, calibration, PSF geometry, pixel-wise noise, phantoms."""
+"""Tests for usprior.physics.simulate: speckle statistics, calibration, PSF geometry, pixel-wise noise, phantoms."""
 
 from __future__ import annotations
 
@@ -9,14 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from usprior.likelihoods import Gaussian, LogSpeckle
-from usprior.simulate import (
-    DEFAULT_LESIONS,
-    EULER_DB,
-    HEADROOM_DB,
-    Lesion,
+from usprior.physics.likelihoods import Gaussian, LogSpeckle
+from usprior.physics.display import EULER_DB, HEADROOM_DB
+from usprior.physics.phantoms import DEFAULT_LESIONS, Lesion, cyst_phantom
+from usprior.physics.simulate import (
     convolutional_speckle,
-    cyst_phantom,
     gaussian,
     log_speckle,
     multiplicative_uniform,

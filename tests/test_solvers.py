@@ -8,8 +8,8 @@ import pytest
 import scipy.ndimage
 from flax import struct
 
-from usprior.likelihoods import Gaussian
-from usprior.solvers import MAPConfig, map_denoise
+from usprior.physics.likelihoods import Gaussian
+from usprior.solvers.map import MAPConfig, map_denoise
 
 FAST = MAPConfig(steps=40, learning_rate=0.05, stride=4, chunk=64)
 

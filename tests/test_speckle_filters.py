@@ -9,8 +9,8 @@ from scipy.ndimage import uniform_filter
 from usprior.baselines.local_statistics import estimate_cu, frost, frost_weights, kuan, lee
 from usprior.baselines.obnlm import obnlm
 from usprior.baselines.srad import srad
-from usprior.metrics import psnr
-from usprior.simulate import log_speckle, multiplicative_uniform
+from usprior.eval.metrics import psnr
+from usprior.physics.simulate import log_speckle, multiplicative_uniform
 
 FILTERS = {"lee": lee, "kuan": kuan, "frost": frost, "srad": srad, "obnlm": obnlm}
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from conftest import TINY
-from usprior.train import TrainConfig, train_prior
+from usprior.priors.training import TrainConfig, train_prior
 
 
 class Ramps:

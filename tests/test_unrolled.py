@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from usprior.amortized.unrolled import (
+from usprior.solvers.unrolled import (
     UnrolledConfig,
     create_unrolled_state,
     init_unrolled,
@@ -22,10 +22,12 @@ from usprior.amortized.unrolled import (
     unrolled_train_step,
 )
 from usprior.amortized.checkpoint import load_model, save_model
-from usprior.amortized.unrolled import _gaussian_blur
-from usprior.likelihoods import Gaussian
-from usprior.patches import extract_patches, patch_grid
-from usprior.solvers import latent_objective, start_patches
+from usprior.io.checkpoints import write_manifest
+from usprior.solvers.unrolled import _gaussian_blur
+from usprior.physics.likelihoods import Gaussian
+from usprior.solvers.patches import extract_patches, patch_grid
+from usprior.solvers.engine import patch_problem
+from usprior.solvers.map import encode_start, latent_objective
 
 CFG = UnrolledConfig(steps=3, init_lr=0.01)
 LIK = Gaussian(sigma=0.1)
@@ -46,7 +48,7 @@ def patch_batch(tiny_prior):
     grid = patch_grid(clean.shape, 8, 8)
     y = extract_patches(jnp.asarray(noisy), grid)[:16, ..., None]
     t = extract_patches(jnp.asarray(clean), grid)[:16, ..., None]
-    z0 = jax.jit(lambda prior, x: prior.encode(jnp.clip(x, 0, 1)))(tiny_prior, start_patches(noisy, grid, CFG.init_blur)[:16])
+    z0 = encode_start(tiny_prior, patch_problem(noisy, 8, 8, CFG.init_blur).start[:16])
     return y, t, z0
 
 
@@ -87,7 +89,7 @@ def test_matches_reference_gradient_descent(tiny_prior, patch_batch):
 
 @pytest.mark.parametrize("blur", [0.0, 1.0, 2.5])
 def test_patch_blur_matches_scipy(patch_batch, blur):
-    """The per-patch start of :func:`patch_start` blurs like ``start_patches`` (scipy, reflect)."""
+    """The per-patch start of :func:`patch_start` blurs like ``patch_problem`` (scipy, reflect)."""
     y = np.asarray(patch_batch[0][:4])
     expected = scipy.ndimage.gaussian_filter(y, (0, blur, blur, 0), mode="reflect") if blur else y
     np.testing.assert_allclose(_gaussian_blur(jnp.asarray(y), blur), expected, atol=1e-6)
@@ -147,6 +149,9 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(ValueError, match="corrupt checkpoint config"):
         load_model(ckpt)
     config_file.write_text(json.dumps({**record, "config": {**record["config"], "steps": 5}}))
+    with pytest.raises(ValueError, match="config.json does not match its sha256"):
+        load_model(ckpt)
+    write_manifest(ckpt)  # consistent checksums, wrong architecture
     with pytest.raises(ValueError, match="corrupt or incompatible"):
         load_model(ckpt)
 

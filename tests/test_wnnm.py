@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from usprior.baselines.wnnm import DEFAULTS, wnnm
-from usprior.metrics import psnr
-from usprior.simulate import gaussian, log_speckle
+from usprior.eval.metrics import psnr
+from usprior.physics.simulate import gaussian, log_speckle
 
 # Small parameters shared by the quality tests (one compilation for the 48 x 64 image).
 FAST = dict(patch=5, n_similar=30, search=8, step=3, iterations=4)

@@ -100,24 +100,3 @@ def init_ffdnet(config: FFDNetConfig, key: Array) -> dict[str, Any]:
 def ffdnet_apply(variables: dict[str, Any], config: FFDNetConfig, y: Array, sigma: Array) -> Array:
     """Inference-mode FFDNet on a batch y (N, H, W, C), any H, W; output clipped to [0, 1]."""
     return jnp.clip(FFDNet(config).apply(variables, y, sigma), 0.0, 1.0)
-
-
-def ffdnet_denoise(
-    variables: dict[str, Any], config: FFDNetConfig, image: np.ndarray, sigma: float | np.ndarray
-) -> np.ndarray:
-    """Denoise one grayscale image (H, W) in [0, 1] (integer images are rescaled); float32 (H, W).
-
-    ``sigma``: the noise level, > 0 — a number, or an (H, W) map for spatially varying
-    strength. Bad images or levels raise ``ValueError`` (see :mod:`usprior.validation`).
-    """
-    if config.channels != 1:
-        raise ValueError(f"ffdnet_denoise handles grayscale images; the model has {config.channels} channels")
-    y = as_float_image(image, min_size=1)
-    if np.ndim(sigma) == 0:
-        level = np.float32(check_positive(sigma, "sigma"))
-    else:
-        level = np.asarray(sigma, np.float32)
-        if level.shape != y.shape or not np.all(np.isfinite(level)) or np.any(level <= 0):
-            raise ValueError(f"a sigma map must be finite, > 0 and of the image shape {y.shape}")
-        level = level[None, :, :, None]
-    return np.asarray(ffdnet_apply(variables, config, y[None, :, :, None], level))[0, :, :, 0]

@@ -166,14 +166,3 @@ def discriminator_loss(real_logits: Array, fake_logits: Array) -> Array:
 def pix2pix_apply(variables: dict[str, Any], config: UNetConfig, y: Array) -> Array:
     """Inference-mode generator (no dropout) on a batch y (N, H, W, C), any H, W: (N, H, W, C) in [0, 1]."""
     return UNetGenerator(config).apply(variables, y)
-
-
-def pix2pix_denoise(variables: dict[str, Any], config: UNetConfig, image: np.ndarray) -> np.ndarray:
-    """Denoise one grayscale image (H, W) in [0, 1] (integer images are rescaled); float32 (H, W).
-
-    Bad images raise ``ValueError`` (see :mod:`usprior.validation`).
-    """
-    if config.channels != 1:
-        raise ValueError(f"pix2pix_denoise handles grayscale images; the model has {config.channels} channels")
-    y = as_float_image(image, min_size=1)
-    return np.asarray(pix2pix_apply(variables, config, y[None, :, :, None]))[0, :, :, 0]

@@ -5,7 +5,7 @@ All functions work on batches in NHWC layout, (N, H, W, C), numpy or JAX arrays.
     pixel_unshuffle(x, r)[n, i, j, (a r + b) C + c] = x[n, r i + a, r j + b, c],  0 <= a, b < r
 
 i.e. every r x r block becomes r^2 C channels, position-major (for r = 2 this is
-:func:`usprior.glow.squeeze`). :func:`pixel_shuffle` is its exact inverse.
+:func:`usprior.priors.glow.squeeze`). :func:`pixel_shuffle` is its exact inverse.
 """
 
 from __future__ import annotations

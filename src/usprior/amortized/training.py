@@ -3,8 +3,8 @@
 A network learns to imitate a *teacher*: the target of a noisy image y with noise std s is
 t = teacher(y, s), e.g. ``lambda y, s: usprior.denoise(y, sigma=s, lam=6.0)`` (the MAP
 denoiser), a baseline such as ``lambda y, s: usprior.baselines.wnnm(y, sigma=4 * s)``, or — with :data:`clean_teacher`
-— the target of the simulated pair (y, t) = corrupt(x) (a :data:`usprior.simulate.Corrupt`,
-e.g. ``usprior.simulate.NOISE_MODELS["convolutional"].corrupt``). Swapping the teacher is one
+— the target of the simulated pair (y, t) = corrupt(x) (a :data:`usprior.physics.simulate.Corrupt`,
+e.g. ``usprior.physics.simulate.NOISE_MODELS["convolutional"].corrupt``). Swapping the teacher is one
 argument of :func:`make_pairs`; the noise draws and patch positions do not depend on it.
 
 Train steps (jitted, optax through ``flax.training.train_state``):
@@ -44,14 +44,14 @@ from usprior.amortized.pix2pix import (
     init_patchgan,
     init_unet,
 )
-from usprior.simulate import Corrupt, noise_std
-from usprior.validation import as_float_image, check_image, check_int, check_positive
+from usprior.physics.simulate import Corrupt, noise_std
+from usprior.validation import as_float_image, check_image, check_int, check_nonnegative, check_positive
 
 Array = jax.Array
 
 Teacher = Callable[[np.ndarray, float], np.ndarray]
 """``teacher(noisy, noise_std) -> target``: a noisy image (H, W) in [0, 1] and its noise std
-(:func:`usprior.simulate.noise_std`) to the training target (H, W)."""
+(:func:`usprior.physics.simulate.noise_std`) to the training target (H, W)."""
 
 class CleanTeacher:
     """Marker teacher: the target of each simulated pair is its clean target (supervised training).
@@ -99,7 +99,7 @@ def make_pairs(
     corrupt(x, s, seed') with seed' drawn from ``seed``; the target is t = t_sim for
     :data:`clean_teacher`, else teacher(y, std) on the whole image; then ``patches_per_image``
     random (P, P) windows shared by y and t. The recorded noise level of a sample is the noise
-    std of its image, rms(y - t_sim) (:func:`usprior.simulate.noise_std`): the units of the
+    std of its image, rms(y - t_sim) (:func:`usprior.physics.simulate.noise_std`): the units of the
     FFDNet noise map whatever the noise model. Returns N = len(clean_images) len(levels)
     patches_per_image samples. The same ``seed`` gives the same noisy patches for every
     teacher. Bad images, levels or sizes raise ``ValueError``.
@@ -278,8 +278,7 @@ class EarlyStopping:
 
     def __post_init__(self) -> None:
         self.patience = check_int(self.patience, "patience")
-        if not self.min_delta >= 0:
-            raise ValueError(f"min_delta must be >= 0, got {self.min_delta}")
+        check_nonnegative(self.min_delta, "min_delta")
 
     def update(self, score: float, variables: Any) -> bool:
         """Record one validation score and its variables; returns True when training should stop."""

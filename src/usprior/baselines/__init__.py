@@ -10,7 +10,7 @@ the result is float32 (H, W) in [0, 1]. Bad images or parameters raise ``ValueEr
 * :func:`wnnm` -- weighted nuclear norm minimisation with batched SVD, JAX (``wnnm``).
 
 The JAX filters run on the default JAX device (GPU when present). Their tuning grids for
-the benchmark live in :data:`usprior.benchmark.METHODS`.
+the benchmark live in :data:`usprior.eval.benchmark.METHODS`.
 """
 
 from usprior.baselines.classical import bm3d, nlm, tv

@@ -10,7 +10,7 @@ import bm3d as _bm3d
 import numpy as np
 from skimage.restoration import denoise_nl_means, denoise_tv_chambolle
 
-from usprior.validation import as_float_image, check_int, check_positive, unit_image
+from usprior.validation import as_float_image, check_int, check_nonnegative, check_positive, unit_image
 
 
 def nlm(image: np.ndarray, h: float = 0.05, sigma: float = 0.0, patch_size: int = 5, patch_distance: int = 6) -> np.ndarray:
@@ -23,8 +23,7 @@ def nlm(image: np.ndarray, h: float = 0.05, sigma: float = 0.0, patch_size: int 
     """
     y = as_float_image(image, min_size=1)
     h = check_positive(h, "h")
-    if not sigma >= 0.0:
-        raise ValueError(f"sigma must be >= 0, got {sigma!r}")
+    sigma = check_nonnegative(sigma, "sigma")
     return unit_image(
         denoise_nl_means(
             y, h=h, sigma=float(sigma), patch_size=check_int(patch_size, "patch_size", 1),

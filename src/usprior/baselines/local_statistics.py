@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import uniform_filter
 
-from usprior.validation import as_float_image, check_int, check_positive, unit_image
+from usprior.validation import as_float_image, check_int, check_nonnegative, check_positive, unit_image
 
 __all__ = ["estimate_cu", "frost", "frost_weights", "kuan", "lee", "local_moments"]
 
@@ -46,10 +46,7 @@ def _check_cu(cu: float | None, image: np.ndarray, window: int) -> float:
     """``cu`` as a float >= 0, or :func:`estimate_cu` of ``image`` when ``cu`` is None."""
     if cu is None:
         return estimate_cu(image, window)
-    value = float(cu)
-    if not np.isfinite(value) or value < 0.0:
-        raise ValueError(f"cu must be finite and >= 0 (or None to estimate it), got {cu!r}")
-    return value
+    return check_nonnegative(cu, "cu")
 
 
 def local_moments(image: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:

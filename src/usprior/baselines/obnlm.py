@@ -11,7 +11,7 @@ weights use the Pearson distance between a reference block ``B_c`` and a candida
 
 ``|B| = (2 block + 1)^2``. Deviation from the paper: the paper sums over the block, we average,
 so ``h`` does not depend on the block size (the paper's ``h`` is ``h sqrt(|B|)``). The floor
-1e-3 (:data:`usprior.likelihoods.EPS`) keeps the denominator of dark pixels finite.
+1e-3 (:data:`usprior.physics.likelihoods.EPS`) keeps the denominator of dark pixels finite.
 
 Blockwise estimate (paper, Section III): blocks of radius ``block`` are centred on the grid
 ``c = (step a, step b)``, ``a, b = 0, 1, ...`` inside the image. Each grid block is restored as
@@ -44,8 +44,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from usprior.likelihoods import EPS
-from usprior.validation import as_float_image, check_int, check_positive, unit_image
+from usprior.physics.likelihoods import EPS
+from usprior.validation import as_float_image, check_int, check_nonnegative, check_positive, unit_image
 
 __all__ = ["obnlm"]
 
@@ -152,9 +152,7 @@ def obnlm(
     step = check_int(step, "step", 1)
     if step > block + 1:
         raise ValueError(f"step must be <= block + 1 = {block + 1} so that blocks cover every pixel, got {step}")
-    gamma = float(gamma)
-    if not np.isfinite(gamma) or gamma < 0.0:
-        raise ValueError(f"gamma must be finite and >= 0, got {gamma!r}")
+    gamma = check_nonnegative(gamma, "gamma")
     y = as_float_image(image, min_size=2 * block + 1, name="image")
     out = _obnlm(jnp.asarray(y), jnp.float32(h), jnp.float32(gamma), search=search, block=block, step=step)
     return unit_image(out)

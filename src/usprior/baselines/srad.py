@@ -34,7 +34,7 @@ import numpy as np
 from jax import lax
 
 from usprior.baselines.local_statistics import estimate_cu
-from usprior.validation import as_float_image, check_int, check_positive, unit_image
+from usprior.validation import as_float_image, check_int, check_nonnegative, check_positive, unit_image
 
 __all__ = ["srad"]
 
@@ -104,8 +104,6 @@ def srad(
     if dt > 0.25:
         raise ValueError(f"dt must be <= 0.25 for a stable explicit scheme, got {dt!r}")
     q0 = max(estimate_cu(y, 5), _MIN_Q0) if q0 is None else check_positive(q0, "q0")
-    rho = float(rho)
-    if not np.isfinite(rho) or rho < 0.0:
-        raise ValueError(f"rho must be finite and >= 0, got {rho!r}")
+    rho = check_nonnegative(rho, "rho")
     out = _srad(jnp.asarray(y), jnp.float32(q0), jnp.float32(rho), jnp.float32(dt), jnp.int32(iterations))
     return unit_image(out)

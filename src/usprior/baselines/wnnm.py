@@ -67,6 +67,7 @@ import numpy as np
 from jax import lax
 
 from usprior.blas import single_threaded_blas
+from usprior.solvers.engine import balanced_chunk_size
 from usprior.validation import as_float_image, check_int, check_positive, unit_image
 
 __all__ = ["DEFAULTS", "wnnm"]
@@ -157,8 +158,7 @@ def _wnnm(
     ref_r = np.repeat(grid_r, grid_c.size).astype(np.int32)  # (G,)
     ref_c = np.tile(grid_c, grid_r.size).astype(np.int32)
     n_refs = ref_r.size
-    n_chunks = -(-n_refs // chunk)
-    chunk = -(-n_refs // n_chunks)  # balanced chunks: less than n_chunks padding references
+    n_chunks, chunk = balanced_chunk_size(n_refs, chunk)  # fewer than n_chunks padding references
     pad = n_chunks * chunk - n_refs
     live = np.concatenate([np.ones(n_refs, np.float32), np.zeros(pad, np.float32)])  # padding refs add nothing
 

@@ -10,7 +10,7 @@ Protocol of :func:`run_benchmark`, for one noise model and a list of noise level
    tuning image only; the parameters with the best PSNR are kept for that level.
 3. The tuned method runs on every test image: PSNR and SSIM against the target (data range 1)
    and the wall-clock seconds per image (numpy in, numpy out, so JAX work is complete).
-4. Optionally a cyst phantom (:func:`usprior.simulate.cyst_phantom`) goes through the same
+4. Optionally a cyst phantom (:func:`usprior.physics.phantoms.cyst_phantom`) goes through the same
    noise model and every tuned method; no-reference contrast metrics (CNR, gCNR per lesion
    against the background, SNR and ENL of the background) are reported with PSNR.
 
@@ -22,15 +22,15 @@ level). A blind estimate is no substitute: the wavelet-MAD estimator
 speckle whose rms noise is 0.057 (about 0.11 inside tissue), because the speckle grain spans
 several pixels and the finest wavelet band barely sees it.
 
-A method is any ``fn(image, **params) -> image`` on 2-D float images in [0, 1]; add your own
-with :func:`register` (or ``usprior bench --import MODULE`` for a module that calls it).
+A method is any registered denoiser (:mod:`usprior.denoisers`), tuned over the grid it was
+registered with; add your own with :func:`usprior.register_denoiser` (or ``usprior bench
+--plugin MODULE`` for a module that calls it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
 import itertools
 import json
 import os
@@ -46,110 +46,57 @@ import skimage.io
 import skimage.util
 from tqdm.auto import tqdm
 
-from usprior import baselines, metrics, simulate
-from usprior.api import DEFAULT_LAM, denoise
+from usprior.denoisers import denoiser_entry, denoiser_names, make_denoiser
+from usprior.eval import metrics
+from usprior.physics import phantoms, simulate
 from usprior.validation import as_float_image, check_positive
 
-Denoiser = Callable[..., np.ndarray]
-
-
-# --- method registry --------------------------------------------------------------------------
+# --- methods: registered denoisers and their tuning grids -------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-    """A denoiser as the benchmark sees it.
+    """A registered denoiser as the benchmark tunes it (:class:`usprior.denoisers.DenoiserEntry`).
 
     Attributes:
-        fn: ``fn(image, **params) -> image``, (H, W) float in [0, 1] -> (H, W).
-        grid: parameter name -> candidate values, searched as a Cartesian product per level.
+        name: the registered name.
+        grid: parameter name -> candidate values, searched as a Cartesian product per level; the
+            name ``"sigma"`` is the call-time noise level, every other one an option.
         noise_scaled: names in ``grid`` whose values are multipliers of the level's noise std.
-        fixed: parameters passed unchanged on every call.
     """
 
-    fn: Denoiser
-    grid: Mapping[str, Sequence[Any]] = dataclasses.field(default_factory=dict)
-    noise_scaled: tuple[str, ...] = ()
-    fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    name: str
+    grid: Mapping[str, Sequence[Any]]
+    noise_scaled: tuple[str, ...]
 
-    def __post_init__(self) -> None:
-        if not callable(self.fn):
-            raise TypeError(f"fn must be callable, got {type(self.fn).__name__}")
-        for name, values in self.grid.items():
-            if isinstance(values, str) or len(values) == 0:
-                raise ValueError(f"grid[{name!r}] must be a non-empty sequence of values, got {values!r}")
-        unknown = set(self.noise_scaled) - set(self.grid)
-        if unknown:
-            raise ValueError(f"noise_scaled names {sorted(unknown)} are not in the grid {sorted(self.grid)}")
+    @classmethod
+    def registered(cls, name: str) -> Method:
+        entry = denoiser_entry(name)
+        return cls(name, dict(entry.grid), tuple(entry.noise_scaled))
 
     def candidates(self) -> list[dict[str, Any]]:
         """Every grid point as a dict (one empty dict for an empty grid)."""
         names = list(self.grid)
         return [dict(zip(names, values)) for values in itertools.product(*(self.grid[n] for n in names))]
 
-    def params(self, point: Mapping[str, Any], noise_std: float) -> dict[str, Any]:
-        """The keyword arguments for a grid point: fixed ones plus the point, noise-scaled."""
-        scaled = {k: (v * noise_std if k in self.noise_scaled else v) for k, v in point.items()}
-        return {**self.fixed, **scaled}
-
-
-METHODS: dict[str, Method] = {}
-"""The registry: method name -> :class:`Method`. Baselines and MAP are registered below."""
-
-
-def register(
-    name: str,
-    fn: Denoiser,
-    grid: Mapping[str, Sequence[Any]] | None = None,
-    noise_scaled: Sequence[str] = (),
-    **fixed: Any,
-) -> Method:
-    """Register ``fn(image, **params) -> image`` under ``name`` (replacing any previous entry).
-
-    ``grid`` maps parameter names to candidate values tuned per level; names in
-    ``noise_scaled`` are multipliers of the level's noise std; ``fixed`` keyword arguments
-    are passed unchanged. Returns the :class:`Method`.
-    """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"method name must be a non-empty string, got {name!r}")
-    method = Method(fn, dict(grid or {}), tuple(noise_scaled), dict(fixed))
-    METHODS[name] = method
-    return method
-
-
-def _map(image: np.ndarray, sigma: float, lam: float, likelihood: str) -> np.ndarray:
-    """Flow-prior MAP (:func:`usprior.denoise`) with the shipped prior and the named likelihood."""
-    return denoise(image, method="map", likelihood=likelihood, sigma=sigma, lam=lam)
-
-
-LAM_GRID = tuple(DEFAULT_LAM * 4.0**k for k in range(5))  # 0.375 ... 96
-MAP_GRID = {"sigma": (1.0,), "lam": LAM_GRID}
-DOUBLING = (1.0, 2.0, 4.0, 8.0, 16.0)  # noise-scaled grids: white noise wants ~1, correlated speckle 4-16
-
-register("nlm", baselines.nlm, {"h": DOUBLING}, noise_scaled=("h",))
-register("tv", baselines.tv, {"weight": (0.5, *DOUBLING)}, noise_scaled=("weight",))
-register("bm3d", baselines.bm3d, {"sigma": DOUBLING}, noise_scaled=("sigma",))
-register("lee", baselines.lee, {"window": (5, 9, 17, 33)})
-register("kuan", baselines.kuan, {"window": (5, 9, 17, 33)})
-register("frost", baselines.frost, {"window": (5, 9, 17), "damping": (0.25, 1.0, 4.0)})
-register("srad", baselines.srad, {"iterations": (24, 96, 384), "rho": (2.0 / 3.0, 1.0 / 6.0, 0.0)})
-register("obnlm", baselines.obnlm, {"h": DOUBLING}, noise_scaled=("h",))
-register("wnnm", baselines.wnnm, {"sigma": DOUBLING}, noise_scaled=("sigma",))
-register("map", functools.partial(_map, likelihood="gaussian"), MAP_GRID, noise_scaled=("sigma",))
-register("map_log_speckle", functools.partial(_map, likelihood="log_speckle"), MAP_GRID, noise_scaled=("sigma",))
+    def run(self, noisy: np.ndarray, point: Mapping[str, Any], noise_std: float) -> np.ndarray:
+        """The denoiser at a grid point (noise-scaled values times ``noise_std``) on one image (H, W)."""
+        options = {k: (v * noise_std if k in self.noise_scaled else v) for k, v in point.items()}
+        sigma = options.pop("sigma", None)
+        return make_denoiser(self.name, **options)(noisy[None], sigma=sigma)[0]
 
 
 # --- running ----------------------------------------------------------------------------------
 
 
 def _timed(method: Method, noisy: np.ndarray, point: Mapping[str, Any], std: float) -> tuple[np.ndarray, float]:
-    """Run ``method`` at a grid point on ``noisy`` (noise std ``std``); returns the float32 estimate and seconds."""
+    """Run ``method`` at a grid point on ``noisy`` (noise std ``std``); returns the float32 estimate and seconds.
+
+    The denoiser interface checks the shape and finiteness of the result and clips it to [0, 1].
+    """
     t0 = time.perf_counter()
-    out = np.asarray(method.fn(noisy, **method.params(point, std)), dtype=np.float32)
-    seconds = time.perf_counter() - t0
-    if out.shape != noisy.shape or not np.all(np.isfinite(out)):
-        raise ValueError(f"method returned shape {out.shape} / non-finite values for input {noisy.shape}")
-    return np.clip(out, 0.0, 1.0), seconds
+    out = method.run(noisy, point, std)
+    return out, time.perf_counter() - t0
 
 
 def _tune(method: Method, noisy: np.ndarray, target: np.ndarray, std: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -180,8 +127,8 @@ class BenchmarkSetup:
     """What to measure.
 
     Attributes:
-        noise: a :data:`usprior.simulate.NOISE_MODELS` name.
-        levels: noise levels (see :class:`usprior.simulate.NoiseModel`), each > 0.
+        noise: a :data:`usprior.physics.simulate.NOISE_MODELS` name.
+        levels: noise levels (see :class:`usprior.physics.simulate.NoiseModel`), each > 0.
         methods: registered method names.
         tune_image: (H, W) clean image in [0, 1] used only for tuning.
         test_images: name -> (H, W) clean image in [0, 1].
@@ -204,9 +151,9 @@ class BenchmarkSetup:
             raise ValueError("give at least one noise level")
         for level in self.levels:
             check_positive(level, "noise level")
-        unknown = [m for m in self.methods if m not in METHODS]
+        unknown = [m for m in self.methods if m not in denoiser_names()]
         if unknown or not self.methods:
-            raise ValueError(f"unknown or no methods {unknown}; registered: {sorted(METHODS)}")
+            raise ValueError(f"unknown or no methods {unknown}; registered: {denoiser_names()}")
         if not self.test_images:
             raise ValueError("give at least one test image")
         as_float_image(self.tune_image, min_size=1, name="tune image")
@@ -224,7 +171,7 @@ class Figure(NamedTuple):
 def run_benchmark(setup: BenchmarkSetup, progress: bool = True) -> tuple[dict[str, Any], list[Figure]]:
     """Run the protocol of the module docstring; returns (JSON-able results, figure images)."""
     model = simulate.NOISE_MODELS[setup.noise]
-    phantom = simulate.cyst_phantom(setup.phantom_shape) if setup.phantom_shape is not None else None
+    phantom = phantoms.cyst_phantom(setup.phantom_shape) if setup.phantom_shape is not None else None
     names = list(setup.test_images)
     results: list[dict[str, Any]] = []
     figures: list[Figure] = []
@@ -247,7 +194,7 @@ def run_benchmark(setup: BenchmarkSetup, progress: bool = True) -> tuple[dict[st
         columns = {"target": pairs[first][1], "noisy": pairs[first][0]}
         for name in setup.methods:
             bar.set_postfix_str(f"{model.level_name} {level:g}: {name}")
-            method = METHODS[name]
+            method = Method.registered(name)
             best, trials = _tune(method, tune_noisy, tune_target, std)
             runs = {n: _timed(method, pairs[n][0], best, std) for n in names}
             entry = _scores(pairs, {n: runs[n][0] for n in names}, {n: runs[n][1] for n in names})
@@ -265,7 +212,8 @@ def run_benchmark(setup: BenchmarkSetup, progress: bool = True) -> tuple[dict[st
         "levels": list(setup.levels), "seed": setup.seed, "test_images": names,
         "image_shapes": {n: list(setup.test_images[n].shape) for n in names},
         "phantom_shape": list(setup.phantom_shape) if setup.phantom_shape else None,
-        "methods": {m: {"grid": dict(METHODS[m].grid), "noise_scaled": list(METHODS[m].noise_scaled)} for m in setup.methods},
+        "methods": {m: {"grid": dict(denoiser_entry(m).grid), "noise_scaled": list(denoiser_entry(m).noise_scaled)}
+                    for m in setup.methods},
         "device": device_name(),
     }
     return {"meta": meta, "levels": results}, figures
@@ -384,9 +332,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def import_plugins(modules: Sequence[str]) -> None:
-    """Import modules that register methods (``usprior bench --import MODULE``)."""
-    for module in modules:
-        importlib.import_module(module)

@@ -1,6 +1,6 @@
-"""Synthetic ultrasound data: convolutional speckle, pixel-wise noise models and cyst phantoms.
+"""Synthetic ultrasound data: convolutional speckle and pixel-wise noise models.
 
-Three kinds of simulators, all deterministic given ``seed``:
+Two kinds of simulators, all deterministic given ``seed``:
 
 * :func:`convolutional_speckle` -- a B-mode image formed physically: random scatterers
   weighted by a reflectivity map, convolved with the pulse-echo PSF of Yu & Acton (2002)
@@ -8,9 +8,7 @@ Three kinds of simulators, all deterministic given ``seed``:
   the speckled image together with the matching speckle-free target in the same display mapping.
 * :func:`multiplicative_uniform`, :func:`log_speckle`, :func:`gaussian` -- pixel-wise noise on
   a display-domain image (numpy in, numpy out). The last two are thin wrappers around the JAX
-  samplers of :mod:`usprior.likelihoods`.
-* :func:`cyst_phantom` -- a uniform background with disk lesions and the region masks used
-  by contrast metrics (CNR, gCNR).
+  samplers of :mod:`usprior.physics.likelihoods`.
 * :data:`NOISE_MODELS` -- the simulators by name as ``corrupt(clean, level, seed) -> (noisy,
   target)``: what the benchmark and the training of the amortised denoisers draw from.
 
@@ -34,20 +32,15 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.signal import fftconvolve, hilbert
 
-from usprior.likelihoods import Gaussian, LogSpeckle
-from usprior.validation import as_float_image, check_positive, check_shape
+from usprior.physics.display import EULER_DB, HEADROOM_DB, block_mean, log_compress, power_db
+from usprior.physics.likelihoods import Gaussian, LogSpeckle
+from usprior.validation import as_float_image, check_int, check_nonnegative, check_positive, check_shape, check_unit
 
 __all__ = [
-    "DEFAULT_LESIONS",
-    "EULER_DB",
-    "HEADROOM_DB",
     "NOISE_MODELS",
-    "Lesion",
     "NoiseModel",
-    "Phantom",
     "SpeckleSimulation",
     "convolutional_speckle",
-    "cyst_phantom",
     "gaussian",
     "log_speckle",
     "multiplicative_uniform",
@@ -55,20 +48,6 @@ __all__ = [
     "psf",
     "wavelength_mm",
 ]
-
-EULER_DB: float = 10.0 * float(np.euler_gamma) / math.log(10.0)
-"""Mean of ``20 log10 R`` below ``10 log10 E[R^2]`` for a Rayleigh amplitude ``R``: about 2.507 dB.
-
-``R^2 / E[R^2]`` is Exponential(1) and ``E[ln E] = -gamma`` (Euler's constant), so
-``E[20 log10 R] = 10 log10 E[R^2] - 10 gamma / ln 10``.
-"""
-
-HEADROOM_DB: float = 10.0 * math.log10(math.log(1000.0))
-"""Display headroom above the RMS envelope of full-scale reflectivity: about 8.39 dB.
-
-Fully developed speckle exceeds ``E[R^2]`` by this factor in power with probability
-``exp(-ln 1000) = 0.1 %``, so only that fraction of the brightest samples clips at 1.
-"""
 
 _AXIAL_SAMPLES_PER_WAVELENGTH = 8  # automatic oversampling target: fine axial pixel <= lambda / 8
 _MIN_AXIAL_SAMPLES_PER_WAVELENGTH = 4  # psf refuses coarser axial sampling than lambda / 4
@@ -126,19 +105,19 @@ def psf(
             ``lambda / 4`` (the carrier would not be resolved; oversample the grid).
     """
     d_ax, d_lat = _pixel_size(pixel_size_mm)
-    lam = wavelength_mm(f0_mhz, c_m_s)
-    if d_ax > lam / _MIN_AXIAL_SAMPLES_PER_WAVELENGTH:
+    wavelength = wavelength_mm(f0_mhz, c_m_s)
+    if d_ax > wavelength / _MIN_AXIAL_SAMPLES_PER_WAVELENGTH:
         raise ValueError(
             f"axial pixel size {d_ax:.4g} mm does not resolve the {f0_mhz:g} MHz carrier "
-            f"(wavelength {lam:.4g} mm); it must be <= lambda / {_MIN_AXIAL_SAMPLES_PER_WAVELENGTH} = "
-            f"{lam / _MIN_AXIAL_SAMPLES_PER_WAVELENGTH:.4g} mm: oversample the grid"
+            f"(wavelength {wavelength:.4g} mm); it must be <= lambda / {_MIN_AXIAL_SAMPLES_PER_WAVELENGTH} = "
+            f"{wavelength / _MIN_AXIAL_SAMPLES_PER_WAVELENGTH:.4g} mm: oversample the grid"
         )
     sx = check_positive(sigma_axial_mm, "sigma_axial_mm")
     sy = check_positive(sigma_lateral_mm, "sigma_lateral_mm")
     rx = _centered_grid(sx, d_ax)[:, None]
     ry = _centered_grid(sy, d_lat)[None, :]
     envelope = np.exp(-(rx**2) / (2.0 * sx**2)) * np.exp(-(ry**2) / (2.0 * sy**2))
-    return np.sin(2.0 * np.pi * rx / lam) * envelope
+    return np.sin(2.0 * np.pi * rx / wavelength) * envelope
 
 
 class SpeckleSimulation(NamedTuple):
@@ -169,33 +148,9 @@ class SpeckleSimulation(NamedTuple):
     sigma_lateral_mm: float
 
 
-def _auto_oversample(axial_pixel_mm: float, lam_mm: float) -> int:
+def _auto_oversample(axial_pixel_mm: float, wavelength: float) -> int:
     """Smallest integer ``k`` with ``axial_pixel_mm / k <= lambda / 8``."""
-    return max(1, math.ceil(axial_pixel_mm * _AXIAL_SAMPLES_PER_WAVELENGTH / lam_mm - 1e-9))
-
-
-def _check_oversample(oversample: int) -> int:
-    """Return ``oversample`` if it is an integer >= 1, else raise ``ValueError``."""
-    if isinstance(oversample, bool) or not isinstance(oversample, (int, np.integer)) or oversample < 1:
-        raise ValueError(f"oversample must be an integer >= 1, got {oversample!r}")
-    return int(oversample)
-
-
-def _block_mean(image: np.ndarray, factors: int | tuple[int, int]) -> np.ndarray:
-    """Area-average ``fa x fl`` blocks (one int: both axes): (H * fa, W * fl) -> (H, W)."""
-    fa, fl = (factors, factors) if isinstance(factors, int) else factors
-    h, w = image.shape[0] // fa, image.shape[1] // fl
-    return image.reshape(h, fa, w, fl).mean(axis=(1, 3))
-
-
-def _to_display(level_db: np.ndarray, dynamic_range_db: float) -> np.ndarray:
-    """Log-compression display map ``clip(1 + level_db / DR, 0, 1)`` (level in dB re full scale)."""
-    return np.clip(1.0 + level_db / dynamic_range_db, 0.0, 1.0)
-
-
-def _power_db(power: np.ndarray) -> np.ndarray:
-    """``10 log10(power)`` with zero power mapped to a finite, very low level (about -3077 dB)."""
-    return 10.0 * np.log10(np.maximum(power, np.finfo(np.float64).tiny))
+    return max(1, math.ceil(axial_pixel_mm * _AXIAL_SAMPLES_PER_WAVELENGTH / wavelength - 1e-9))
 
 
 def convolutional_speckle(
@@ -258,8 +213,8 @@ def convolutional_speckle(
     x = as_float_image(reflectivity, min_size=1, name="reflectivity").astype(np.float64)
     d_ax, d_lat = _pixel_size(pixel_size_mm)
     dr = check_positive(dynamic_range_db, "dynamic_range_db")
-    lam = wavelength_mm(f0_mhz, c_m_s)
-    k = _auto_oversample(d_ax, lam) if oversample is None else _check_oversample(oversample)
+    wavelength = wavelength_mm(f0_mhz, c_m_s)
+    k = _auto_oversample(d_ax, wavelength) if oversample is None else check_int(oversample, "oversample")
     h = psf((d_ax / k, d_lat / k), f0_mhz, c_m_s, sigma_axial_mm, sigma_lateral_mm)
     h_power = np.abs(hilbert(h, axis=0)) ** 2
 
@@ -271,12 +226,12 @@ def convolutional_speckle(
     envelope = np.abs(hilbert(rf, axis=0))[crop]
     power = fftconvolve(x_fine**2, h_power, mode="same")[crop]
 
-    ref_db = HEADROOM_DB + _power_db(np.sum(h_power))
-    noisy_db = _power_db(envelope**2) - ref_db
-    clean_db = _power_db(power) - ref_db - EULER_DB
+    ref_db = HEADROOM_DB + power_db(np.sum(h_power))
+    noisy_db = power_db(envelope**2) - ref_db
+    clean_db = power_db(power) - ref_db - EULER_DB
     return SpeckleSimulation(
-        noisy=_block_mean(_to_display(noisy_db, dr), k).astype(np.float32),
-        clean=_block_mean(_to_display(clean_db, dr), k).astype(np.float32),
+        noisy=block_mean(log_compress(noisy_db, dr), k).astype(np.float32),
+        clean=block_mean(log_compress(clean_db, dr), k).astype(np.float32),
         envelope=(envelope / np.sqrt(np.sum(h_power))).astype(np.float32),
         pixel_size_mm=(d_ax, d_lat),
         oversample=k,
@@ -315,7 +270,7 @@ def _draw(model: Gaussian | LogSpeckle, x: np.ndarray, seed: int) -> np.ndarray:
 
 
 def log_speckle(x: np.ndarray, sigma: float, gamma: float = 0.5, seed: int = 0) -> np.ndarray:
-    """``y = x + x^gamma * sigma * eta``, ``eta ~ N(0, 1)``: :class:`usprior.likelihoods.LogSpeckle`.
+    """``y = x + x^gamma * sigma * eta``, ``eta ~ N(0, 1)``: :class:`usprior.physics.likelihoods.LogSpeckle`.
 
     Draws with ``LogSpeckle(sigma, gamma).sample(jax.random.PRNGKey(seed), x)`` (which floors
     ``x`` at ``likelihoods.EPS`` in the noise scale) and returns it as (H, W) float32 numpy.
@@ -325,129 +280,12 @@ def log_speckle(x: np.ndarray, sigma: float, gamma: float = 0.5, seed: int = 0) 
 
 
 def gaussian(x: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
-    """``y = x + sigma * n``, ``n ~ N(0, 1)``: :class:`usprior.likelihoods.Gaussian`.
+    """``y = x + sigma * n``, ``n ~ N(0, 1)``: :class:`usprior.physics.likelihoods.Gaussian`.
 
     Draws with ``Gaussian(sigma).sample(jax.random.PRNGKey(seed), x)`` and returns it as
     (H, W) float32 numpy. ``sigma`` must be > 0 (else ``ValueError``).
     """
     return _draw(Gaussian.from_sigma(sigma), x, seed)
-
-
-class Lesion(NamedTuple):
-    """A disk lesion of a :func:`cyst_phantom`.
-
-    Attributes:
-        value: reflectivity inside the disk, in [0, 1].
-        center: (row, column) of the centre as fractions of the image (height, width).
-        radius: radius as a fraction of the shorter image side, > 0.
-    """
-
-    value: float
-    center: tuple[float, float]
-    radius: float
-
-
-DEFAULT_LESIONS: Mapping[str, Lesion] = MappingProxyType(
-    {
-        "anechoic": Lesion(0.0, (0.5, 0.2), 0.1),
-        "hypoechoic": Lesion(0.25, (0.5, 0.5), 0.1),
-        "hyperechoic": Lesion(0.9, (0.5, 0.8), 0.1),
-    }
-)
-"""Default lesions of :func:`cyst_phantom`: three disks side by side at mid depth."""
-
-
-class Phantom(NamedTuple):
-    """Result of :func:`cyst_phantom`.
-
-    Attributes:
-        image: (H, W) float32 reflectivity in [0, 1].
-        masks: region name -> (H, W) bool mask: one per lesion (the disk shrunk by the
-            margin) and ``"background"`` (farther than the margin from every lesion edge and
-            from the image border). The masks are pairwise disjoint.
-    """
-
-    image: np.ndarray
-    masks: dict[str, np.ndarray]
-
-
-def _check_unit(value: float, name: str) -> float:
-    """Return ``float(value)`` if it lies in [0, 1], else raise ``ValueError``."""
-    v = float(value)
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
-    return v
-
-
-def _lesion_disks(
-    lesions: Mapping[str, Lesion], shape: tuple[int, int]
-) -> dict[str, tuple[float, float, float]]:
-    """Validate the lesions and return name -> (row, column, radius) in pixels.
-
-    Raises ``ValueError`` for the reserved name ``"background"``, a value outside [0, 1],
-    a radius <= 0 or two overlapping disks.
-    """
-    if "background" in lesions:
-        raise ValueError("'background' is reserved for the background mask; rename that lesion")
-    side = min(shape)
-    disks = {}
-    for name, lesion in lesions.items():
-        _check_unit(lesion.value, f"value of lesion {name!r}")
-        radius = check_positive(lesion.radius, f"radius of lesion {name!r}") * side
-        disks[name] = (lesion.center[0] * shape[0], lesion.center[1] * shape[1], radius)
-    names = list(disks)
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            (ra, ca, rad_a), (rb, cb, rad_b) = disks[a], disks[b]
-            if math.hypot(ra - rb, ca - cb) < rad_a + rad_b:
-                raise ValueError(f"lesions {a!r} and {b!r} overlap")
-    return disks
-
-
-def cyst_phantom(
-    shape: tuple[int, int] = (256, 256),
-    background: float = 0.5,
-    lesions: Mapping[str, Lesion] = DEFAULT_LESIONS,
-    margin: float = 0.03,
-) -> Phantom:
-    """Reflectivity phantom: a uniform background with disk lesions, plus contrast-metric masks.
-
-    Pixel ``(i, j)`` has centre ``(i + 0.5, j + 0.5)``; a lesion with fractional centre
-    ``(cr, cc)`` and radius ``r`` covers ``dist((i + 0.5, j + 0.5), (cr H, cc W)) <= r min(H, W)``.
-    With ``m = margin * min(H, W)`` pixels, a lesion mask keeps ``dist <= R - m`` and the
-    background mask keeps pixels with ``dist >= R + m`` for every lesion and at least ``m``
-    from the image border (away from PSF blur and edge effects, for CNR / gCNR).
-
-    Args:
-        shape: (H, W) in pixels.
-        background: background reflectivity in [0, 1].
-        lesions: name -> :class:`Lesion`; the default is an anechoic (0.0), a hypoechoic
-            (0.25) and a hyperechoic (0.9) disk (:data:`DEFAULT_LESIONS`). Disks may not overlap.
-        margin: mask margin as a fraction of the shorter side, >= 0.
-
-    Returns:
-        A :class:`Phantom`.
-
-    Raises:
-        ValueError: a shape that is not two integers >= 1, values outside [0, 1], a radius
-            <= 0, overlapping lesions, a lesion named ``"background"`` or a negative margin.
-    """
-    height, width = check_shape(shape)
-    if not margin >= 0.0:
-        raise ValueError(f"margin must be >= 0, got {margin!r}")
-    disks = _lesion_disks(lesions, (height, width))
-    m = margin * min(height, width)
-    rows, cols = np.mgrid[0:height, 0:width] + 0.5
-    image = np.full((height, width), _check_unit(background, "background"), dtype=np.float32)
-    masks: dict[str, np.ndarray] = {}
-    outside = np.minimum.reduce([rows, cols, height - rows, width - cols]) >= m
-    for name, (row, col, radius) in disks.items():
-        dist = np.hypot(rows - row, cols - col)
-        image[dist <= radius] = lesions[name].value
-        masks[name] = dist <= radius - m
-        outside &= dist >= radius + m
-    masks["background"] = outside
-    return Phantom(image=image, masks=masks)
 
 
 # --- noise models: (noisy, target) pairs by name ----------------------------------------------

@@ -1,6 +1,6 @@
 """The Glow patch prior p(x) as a JAX pytree, and its distrax bijector / distribution views.
 
-``FlowPrior`` bundles a :class:`~usprior.glow.GlowConfig` (static) with trained parameters
+``FlowPrior`` bundles a :class:`~usprior.priors.glow.GlowConfig` (static) with trained parameters
 (pytree leaves), so it can be passed straight into ``jax.jit``-compiled functions. Its
 methods accept any number of leading batch dimensions: x and z have shape (..., P, P, C).
 
@@ -12,6 +12,8 @@ methods accept any number of leading batch dimensions: x and z have shape (..., 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import distrax
@@ -19,7 +21,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from usprior.glow import Glow, GlowConfig
+from usprior.io import checkpoints
+from usprior.priors.glow import Glow, GlowConfig
 
 Array = jax.Array
 
@@ -113,3 +116,42 @@ def init_prior(config: GlowConfig, key: Array, x_init: Array) -> FlowPrior:
     """
     params = Glow(config).init(key, jnp.asarray(x_init, jnp.float32))
     return FlowPrior(params=params, config=config)
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+
+DEFAULT_PRIOR = "glow_mri"
+"""The shipped prior (a name for :func:`usprior.io.checkpoints.resolve`)."""
+
+
+def save_prior(prior: FlowPrior, directory: str | os.PathLike, metadata: dict[str, Any]) -> Path:
+    """Write ``prior`` to ``directory`` (created; must not exist or be empty) with its checksums."""
+    return checkpoints.write_checkpoint(directory, "glow", prior.config, {"params": prior.params}, metadata)
+
+
+def _checkpoint_dir(checkpoint: str | os.PathLike | None) -> Path:
+    return checkpoints.shipped(DEFAULT_PRIOR) if checkpoint is None else checkpoints.resolve(checkpoint)
+
+
+def read_metadata(checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The metadata saved with a prior checkpoint (see :func:`load_prior` for the errors)."""
+    return checkpoints.read_record(_checkpoint_dir(checkpoint), {"glow": GlowConfig})[2]
+
+
+def _load(directory: Path) -> FlowPrior:
+    _, config, _ = checkpoints.read_record(directory, {"glow": GlowConfig})
+    checkpoints.verify(directory)
+    patch = jax.ShapeDtypeStruct((1, *config.event_shape), "float32")
+    target = jax.eval_shape(lambda x: Glow(config).init(jax.random.PRNGKey(0), x), patch)
+    params = checkpoints.restore_tree(directory / "params", target, config)
+    return FlowPrior(params=params, config=config)
+
+
+def load_prior(checkpoint: str | os.PathLike | None = None) -> FlowPrior:
+    """Load a prior saved by :func:`save_prior`: a directory or a shipped name (default ``glow_mri``).
+
+    Cached until its files change (:func:`usprior.io.checkpoints.load_cached`). Raises
+    ``FileNotFoundError`` for a missing directory / file and ``ValueError`` for a corrupt config,
+    a file that fails its checksum or a parameter tree that does not fit the architecture.
+    """
+    return checkpoints.load_cached(_load, _checkpoint_dir(checkpoint))

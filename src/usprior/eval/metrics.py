@@ -28,7 +28,6 @@ import math
 import numpy as np
 import skimage.metrics
 
-from usprior.data import tenengrad
 from usprior.validation import check_image, check_positive, check_shape
 
 
@@ -215,11 +214,26 @@ def enl(image: object, roi: np.ndarray) -> float:
     return _ratio(r.mean() ** 2, r.var())
 
 
+def tenengrad(patches: np.ndarray) -> np.ndarray:
+    """Tenengrad focus measure of each patch: (N, p, p) -> (N,) float64, p >= 3.
+
+    T = sum_{valid (y, x)} (S_x * P)^2 + (S_y * P)^2 with the 3 x 3 Sobel kernels
+    S_x = [1 2 1]^T [-1 0 1] and S_y = S_x^T, evaluated only on the (p - 2) x (p - 2)
+    interior where the kernel fits, so there are no padding artefacts.
+    """
+    p = np.asarray(patches, dtype=np.float64)
+    dx = p[:, :, 2:] - p[:, :, :-2]  # (N, p, p-2): [-1 0 1] along x
+    dy = p[:, 2:, :] - p[:, :-2, :]  # (N, p-2, p): [-1 0 1] along y
+    gx = dx[:, :-2] + 2.0 * dx[:, 1:-1] + dx[:, 2:]  # [1 2 1] along y -> (N, p-2, p-2)
+    gy = dy[:, :, :-2] + 2.0 * dy[:, :, 1:-1] + dy[:, :, 2:]  # [1 2 1] along x
+    return np.sum(gx**2 + gy**2, axis=(1, 2))
+
+
 def sharpness(image: object) -> float:
     """Mean Tenengrad per pixel: T / ((H - 2)(W - 2)) with T = sum (S_x * I)^2 + (S_y * I)^2.
 
     S_x, S_y are the 3 x 3 Sobel kernels, summed over the (H - 2) x (W - 2) valid interior
-    (see :func:`usprior.data.tenengrad`; Tenenbaum 1970, Krotkov 1988). Higher is sharper;
+    (see :func:`tenengrad`; Tenenbaum 1970, Krotkov 1988). Higher is sharper;
     0 for a constant image. Raises ValueError for a non-finite image or H, W < 3.
     """
     img = _as_image(image, "image")

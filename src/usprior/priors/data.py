@@ -31,6 +31,9 @@ import skimage.io
 import skimage.transform
 import skimage.util
 
+from usprior.eval.metrics import tenengrad
+from usprior.validation import check_nonnegative, check_unit
+
 MNI_SHAPE = (197, 233, 189)
 MNI_MIDLINE = 98
 MAX_MIDLINE_DISTANCE = 72
@@ -169,27 +172,6 @@ def natural_images(names: Sequence[str] = NATURAL_IMAGE_FILES) -> list[np.ndarra
     return [np.clip(im, 0.0, 1.0).astype(np.float32) for im in images]
 
 
-def tenengrad(patches: np.ndarray) -> np.ndarray:
-    """Tenengrad focus measure of each patch: (N, p, p) -> (N,) float64, p >= 3.
-
-    T = sum_{valid (y, x)} (S_x * P)^2 + (S_y * P)^2 with the 3 x 3 Sobel kernels
-    S_x = [1 2 1]^T [-1 0 1] and S_y = S_x^T, evaluated only on the (p - 2) x (p - 2)
-    interior where the kernel fits, so there are no padding artefacts.
-    """
-    p = np.asarray(patches, dtype=np.float64)
-    dx = p[:, :, 2:] - p[:, :, :-2]  # (N, p, p-2): [-1 0 1] along x
-    dy = p[:, 2:, :] - p[:, :-2, :]  # (N, p-2, p): [-1 0 1] along y
-    gx = dx[:, :-2] + 2.0 * dx[:, 1:-1] + dx[:, 2:]  # [1 2 1] along y -> (N, p-2, p-2)
-    gy = dy[:, :, :-2] + 2.0 * dy[:, :, 1:-1] + dy[:, :, 2:]  # [1 2 1] along x
-    return np.sum(gx**2 + gy**2, axis=(1, 2))
-
-
-def _check_fraction(name: str, value: float) -> None:
-    """Raise ValueError unless 0 <= value <= 1."""
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], got {value}")
-
-
 def _check_images(images: Sequence[np.ndarray], patch: int) -> None:
     """Raise ValueError unless every image is 2-D, at least patch x patch, finite and in [0, 1]."""
     if len(images) == 0:
@@ -232,10 +214,9 @@ class PatchSampler:
             raise ValueError(f"patch must be >= 3 (Tenengrad needs an interior), got {patch}")
         if candidates < 1:
             raise ValueError(f"candidates must be >= 1, got {candidates}")
-        if sharpness_power < 0.0:
-            raise ValueError(f"sharpness_power must be >= 0, got {sharpness_power}")
-        _check_fraction("uniform_fraction", uniform_fraction)
-        _check_fraction("uniform_max", uniform_max)
+        check_nonnegative(sharpness_power, "sharpness_power")
+        check_unit(uniform_fraction, "uniform_fraction")
+        check_unit(uniform_max, "uniform_max")
         _check_images(images, patch)
         self.patch = patch
         self.uniform_fraction = uniform_fraction
@@ -315,7 +296,7 @@ class MixedSampler:
         natural_fraction: float,
         seed: int = 0,
     ) -> None:
-        _check_fraction("natural_fraction", natural_fraction)
+        check_unit(natural_fraction, "natural_fraction")
         if natural is None and natural_fraction > 0.0:
             raise ValueError("natural_fraction > 0 requires a natural-image sampler")
         if natural is not None and natural.patch != mri.patch:

@@ -45,7 +45,7 @@ import numpy as np
 from flax import struct
 from skimage.restoration import estimate_sigma
 
-from usprior.validation import check_positive
+from usprior.validation import check_nonnegative, check_positive
 
 __all__ = [
     "EPS",
@@ -83,14 +83,6 @@ class Likelihood(Protocol):
         ...
 
 
-def _check_nonnegative(label: str, value: float) -> float:
-    """Return ``value`` as a float, or raise ``ValueError`` unless it is finite and >= 0."""
-    value = float(value)
-    if not math.isfinite(value) or value < 0.0:
-        raise ValueError(f"{label} must be finite and >= 0, got {value!r}")
-    return value
-
-
 def _as_image(y: np.ndarray) -> np.ndarray:
     """Return ``y`` as a 2-D float64 array; a trailing channel axis of size 1 is dropped."""
     y = np.asarray(y, dtype=np.float64)
@@ -104,8 +96,14 @@ def _as_image(y: np.ndarray) -> np.ndarray:
 
 
 def _noise_std(y: np.ndarray) -> float:
-    """Wavelet MAD estimate ``s_hat`` of an additive Gaussian noise std in a 2-D image, >= 1e-3."""
-    return max(float(estimate_sigma(y)), _MIN_NOISE_STD)
+    """Wavelet MAD estimate ``s_hat`` of an additive Gaussian noise std in a 2-D image, >= 1e-3.
+
+    A blank (constant) image has no detail coefficients to take a median of; it gets the floor.
+    """
+    if np.ptp(y) == 0:
+        return _MIN_NOISE_STD
+    estimate = float(estimate_sigma(y))
+    return max(estimate, _MIN_NOISE_STD) if math.isfinite(estimate) else _MIN_NOISE_STD
 
 
 def _float_array(x: jax.Array) -> jax.Array:
@@ -195,13 +193,13 @@ class LogSpeckle:
     @classmethod
     def from_sigma(cls, sigma: float, gamma: float = 0.5) -> Self:
         """Build the model from ``sigma`` (finite, > 0) and ``gamma`` (finite, >= 0)."""
-        return cls(sigma=check_positive(sigma, "sigma"), gamma=_check_nonnegative("gamma", gamma))
+        return cls(sigma=check_positive(sigma, "sigma"), gamma=check_nonnegative(gamma, "gamma"))
 
     @classmethod
     def from_image(cls, y: np.ndarray, gamma: float = 0.5) -> Self:
         """Estimate ``sigma = s_hat / sqrt(mean(max(y, EPS)^(2 gamma)))`` from a noisy image ``y``."""
         y = _as_image(y)
-        gamma = _check_nonnegative("gamma", gamma)
+        gamma = check_nonnegative(gamma, "gamma")
         scale = math.sqrt(float(np.mean(np.maximum(y, EPS) ** (2.0 * gamma))))
         return cls.from_sigma(_noise_std(y) / scale, gamma)
 

@@ -1,6 +1,6 @@
 """Unrolled (deep-unfolded) latent MAP: K learned gradient steps on the MAP objective.
 
-The latent MAP solver (:mod:`usprior.solvers`) runs ~100 Adam steps per patch on
+The latent MAP solver (:mod:`usprior.solvers.map`) runs ~100 Adam steps per patch on
 
     J(z; lam) = NLL(y | f^-1(z)) + lam ||z||^2.
 
@@ -52,9 +52,10 @@ import optax
 from flax import struct
 from flax.training import train_state
 
-from usprior.patches import extract_patches, patch_grid, stitch_patches
-from usprior.solvers import DataFidelity, LatentPrior, latent_objective, start_patches
-from usprior.validation import as_float_image, check_int
+from usprior.solvers.engine import patch_problem, solve_chunks
+from usprior.solvers.map import DataFidelity, LatentPrior, encode_start, latent_objective
+from usprior.solvers.patches import stitch_patches
+from usprior.validation import as_float_image, check_int, check_nonnegative, check_positive
 
 Array = jax.Array
 Params = dict[str, Array]
@@ -75,17 +76,10 @@ class UnrolledConfig:
     init_blur: float = 1.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.steps, bool) or not isinstance(self.steps, (int, np.integer)) or self.steps < 1:
-            raise ValueError(f"steps must be an integer >= 1, got {self.steps!r}")
-        for name in ("init_lr", "init_lam"):
-            if not (_is_finite_real(getattr(self, name)) and getattr(self, name) > 0):
-                raise ValueError(f"{name} must be finite and > 0, got {getattr(self, name)!r}")
-        if not (_is_finite_real(self.init_blur) and self.init_blur >= 0):
-            raise ValueError(f"init_blur must be finite and >= 0, got {self.init_blur!r}")
-
-
-def _is_finite_real(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+        check_int(self.steps, "steps")
+        check_positive(self.init_lr, "init_lr")
+        check_positive(self.init_lam, "init_lam")
+        check_nonnegative(self.init_blur, "init_blur")
 
 
 def init_unrolled(config: UnrolledConfig, key: Array | None = None) -> Params:
@@ -119,7 +113,7 @@ def unrolled_latents(
     """K unrolled steps on a batch of patches y, z0 (N, P, P, C) -> z_K (N, P, P, C).
 
     Jitted (``config`` static) and differentiable: a ``lax.scan`` over the K steps, each the
-    per-patch gradient of :func:`usprior.solvers.latent_objective`, ``jax.vmap``-ed over patches.
+    per-patch gradient of :func:`usprior.solvers.map.latent_objective`, ``jax.vmap``-ed over patches.
     """
     _check_params(params, config)
     if y_patches.shape != z0.shape or y_patches.shape[1:] != tuple(prior.event_shape):
@@ -183,8 +177,7 @@ def patch_start(prior: LatentPrior, y_patches: Array, blur: float) -> Array:
 def _denoise_chunk(
     params: Params, config: UnrolledConfig, prior: LatentPrior, likelihood: DataFidelity, y: Array, start: Array
 ) -> Array:
-    z0 = prior.encode(jnp.clip(start, 0.0, 1.0))  # the MAP solver's start (solvers._encode)
-    return unrolled_patches(params, config, prior, likelihood, y, z0)
+    return unrolled_patches(params, config, prior, likelihood, y, encode_start(prior, start))
 
 
 def unrolled_denoise(
@@ -198,12 +191,11 @@ def unrolled_denoise(
 ) -> np.ndarray:
     """Denoise a grayscale image (H, W) in [0, 1] (integer images are rescaled); float32 (H, W).
 
-    Same patch pipeline as :func:`usprior.solvers.map_denoise`: patches of the reflect-padded
-    image every ``stride`` px, the start latents of the Gaussian-smoothed image
-    (:func:`usprior.solvers.start_patches`), ceil(N / chunk) balanced chunks of equal static
-    shape (the last padded by repeating patches: one compilation per image size), Hann-weighted
-    stitching. Bad images (not 2-D, NaN / inf, outside [0, 1], smaller than a patch) raise
-    ``ValueError``.
+    The patch engine of :func:`usprior.solvers.map.map_denoise` (:mod:`usprior.solvers.engine`):
+    patches every ``stride`` px, the start latents of the Gaussian-smoothed image, balanced chunks
+    of at most ``chunk`` patches (one compilation per image size), Hann-weighted stitching; the
+    per-chunk step is :func:`unrolled_patches`. Bad images (not 2-D, NaN / inf, outside [0, 1],
+    smaller than a patch) raise ``ValueError``.
     """
     p, _, c = prior.event_shape
     if c != 1:
@@ -211,17 +203,12 @@ def unrolled_denoise(
     chunk = check_int(chunk, "chunk")
     _check_params(params, config)
     image = as_float_image(image, min_size=p)
-    grid = patch_grid(image.shape, p, stride)
-    y = extract_patches(jnp.asarray(image), grid)[..., None]
-    starts = start_patches(image, grid, config.init_blur)
-    n = y.shape[0]
-    n_chunks = -(-n // chunk)
-    size = -(-n // n_chunks)  # balanced chunks, as in map_denoise
-    idx = np.minimum(np.arange(n_chunks * size), n - 1).reshape(n_chunks, size)
+    problem = patch_problem(image, p, check_int(stride, "stride"), config.init_blur)
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
-    xs = [_denoise_chunk(params, config, prior, likelihood, y[rows], starts[rows]) for rows in idx]
-    x = jnp.concatenate(xs)[:n]
-    return np.asarray(stitch_patches(x[..., 0], grid), np.float32)
+    (x,) = solve_chunks(
+        lambda y, start: _denoise_chunk(params, config, prior, likelihood, y, start), (problem.y, problem.start), chunk
+    )
+    return np.asarray(stitch_patches(x[..., 0], problem.grid), np.float32)
 
 
 # --- training --------------------------------------------------------------------------------

@@ -28,8 +28,8 @@ import optax
 import orbax.checkpoint as ocp
 from tqdm.auto import tqdm
 
-from usprior.glow import GlowConfig
-from usprior.prior import FlowPrior, init_prior
+from usprior.priors.glow import GlowConfig
+from usprior.priors.flow import FlowPrior, init_prior
 
 Array = jax.Array
 

@@ -12,7 +12,7 @@ non-convex, and the smoothed start reaches a much lower objective in the same nu
 (docs/design.md). The per-patch problems are
 independent: one problem is a ``lax.scan`` over the optimiser steps, ``jax.vmap`` runs a chunk
 of patches at once and one ``jax.jit`` compiles it; chunks bound memory. The denoised patches
-are stitched with Hann overlap weights (:mod:`usprior.patches`).
+are stitched with Hann overlap weights (:mod:`usprior.solvers.patches`).
 
 The solver only uses ``prior.encode / prior.decode / prior.event_shape`` and
 ``likelihood.nll(x, y)`` — any prior or likelihood with that interface works.
@@ -28,11 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import scipy.ndimage
-from tqdm.auto import tqdm
 
-from usprior.patches import PatchGrid, extract_patches, patch_grid, stitch_patches
-from usprior.validation import check_image
+from usprior.solvers.engine import patch_problem, solve_chunks
+from usprior.solvers.patches import PatchGrid, stitch_patches
+from usprior.validation import check_image, check_int, check_positive, check_real, check_unit
 
 Array = jax.Array
 
@@ -52,6 +51,11 @@ class DataFidelity(Protocol):
     """-log p(y | x) summed over the elements of a patch (a JAX pytree)."""
 
     def nll(self, x: Array, y: Array) -> Array: ...
+
+
+MAX_STEPS = 10_000
+"""The most Adam steps per patch :class:`MAPConfig` accepts (100x the default; quality peaks
+well below 100 steps, see docs/design.md): a larger count is a typo, not a setting."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,12 +80,15 @@ class MAPConfig:
     chunk: int = 256
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.chunk < 1 or self.patience < 1:
-            raise ValueError(f"steps, chunk and patience must be >= 1, got {self}")
-        if not (self.learning_rate > 0 and 0 < self.decay <= 1 and 0 <= self.min_scale <= 1):
-            raise ValueError(f"need learning_rate > 0, 0 < decay <= 1, 0 <= min_scale <= 1; got {self}")
-        if not self.init_blur >= 0:
-            raise ValueError(f"init_blur must be >= 0, got {self.init_blur}")
+        check_int(self.steps, "steps", 1, MAX_STEPS)
+        check_int(self.chunk, "chunk")
+        check_int(self.patience, "patience")
+        check_int(self.stride, "stride")
+        check_positive(self.learning_rate, "learning_rate")
+        check_real(self.decay, "decay", low=0.0, high=1.0, strict=True)
+        check_unit(self.min_scale, "min_scale")
+        check_real(self.rtol, "rtol", low=0.0)
+        check_real(self.init_blur, "init_blur", low=0.0)
 
 
 class PatchMAPResult(NamedTuple):
@@ -156,17 +163,9 @@ def solve_patches(
 
 
 @jax.jit
-def _encode(prior: LatentPrior, y: Array) -> Array:
-    return prior.encode(jnp.clip(y, 0.0, 1.0))
-
-
-def start_patches(image: np.ndarray, grid: PatchGrid, blur: float) -> Array:
-    """Patches of g * y, (H, W) -> (N, P, P, 1), g a Gaussian of std ``blur`` px (0: y itself).
-
-    Their latents f(clip(g * y)) are the solver's default starting point.
-    """
-    start = scipy.ndimage.gaussian_filter(image, blur, mode="reflect") if blur > 0 else image
-    return extract_patches(jnp.asarray(start, jnp.float32), grid)[..., None]
+def encode_start(prior: LatentPrior, start: Array) -> Array:
+    """The default start latents f(clip(start, 0, 1)) of a batch of patches (N, P, P, C)."""
+    return prior.encode(jnp.clip(start, 0.0, 1.0))
 
 
 def map_denoise(
@@ -180,35 +179,27 @@ def map_denoise(
 ) -> MAPResult:
     """Denoise a 2-D image (H, W) by latent MAP on every patch of a strided grid.
 
-    Patches are taken from the reflect-padded image with ``cfg.stride``, solved in
-    ceil(N / cfg.chunk) equal chunks of at most ``cfg.chunk`` patches (the last one padded by
-    repeating patches, so all chunks share one static shape: one compilation per image size),
-    and stitched with Hann weights. ``z0`` (N, P, P, C) warm-starts
-    the latents, e.g. from the previous frame's :attr:`MAPResult.z` of the same image size.
+    The patch engine (:mod:`usprior.solvers.engine`) cuts the reflect-padded image every
+    ``cfg.stride`` px, solves ceil(N / cfg.chunk) balanced chunks of at most ``cfg.chunk``
+    patches with :func:`solve_patches` (one compilation per image size) and stitches them with
+    Hann weights. ``z0`` (N, P, P, C) warm-starts the latents, e.g. from the previous frame's
+    :attr:`MAPResult.z` of the same image size; otherwise each patch starts at f(clip(g * y)).
     """
     p, _, c = prior.event_shape
     if c != 1:
         raise ValueError(f"map_denoise handles grayscale images; the prior has {c} channels")
     image = check_image(image).astype(np.float32)
-    grid = patch_grid(image.shape, p, cfg.stride)
-    y = extract_patches(jnp.asarray(image), grid)[..., None]
-    n = y.shape[0]
-    if z0 is not None and tuple(z0.shape) != tuple(y.shape):
-        raise ValueError(f"warm-start latents have shape {tuple(z0.shape)}, expected {tuple(y.shape)}")
-    n_chunks = -(-n // cfg.chunk)
-    chunk = -(-n // n_chunks)  # balanced: at most n_chunks - 1 padded (repeated) patches
-    idx = np.minimum(np.arange(n_chunks * chunk), n - 1).reshape(n_chunks, chunk)
+    problem = patch_problem(image, p, cfg.stride, cfg.init_blur)
+    if z0 is not None and tuple(z0.shape) != tuple(problem.y.shape):
+        raise ValueError(f"warm-start latents have shape {tuple(z0.shape)}, expected {tuple(problem.y.shape)}")
     lam_arr = jnp.asarray(lam, jnp.float32)
-    starts = start_patches(image, grid, cfg.init_blur) if z0 is None else None
-    zs, xs, traces = [], [], []
-    for rows in tqdm(idx, desc="MAP chunks", disable=not progress):
-        z_c = _encode(prior, starts[rows]) if z0 is None else jnp.asarray(z0[rows], jnp.float32)
-        res = solve_patches(y[rows], z_c, prior, likelihood, lam_arr, cfg)
-        zs.append(res.z)
-        xs.append(res.x)
-        traces.append(res.objective)
-    z = jnp.concatenate(zs)[:n]
-    x = jnp.concatenate(xs)[:n]
-    objective = jnp.concatenate(traces)[:n].mean(axis=0)
-    out = stitch_patches(x[..., 0], grid)
-    return MAPResult(image=np.asarray(out), z=np.asarray(z), objective=np.asarray(objective), grid=grid)
+
+    def solve(y: Array, start: Array) -> tuple[Array, Array, Array]:
+        z_start = encode_start(prior, start) if z0 is None else jnp.asarray(start, jnp.float32)
+        res = solve_patches(y, z_start, prior, likelihood, lam_arr, cfg)
+        return res.z, res.x, res.objective
+
+    starts = problem.start if z0 is None else z0
+    z, x, traces = solve_chunks(solve, (problem.y, starts), cfg.chunk, progress, desc="MAP chunks")
+    out = stitch_patches(x[..., 0], problem.grid)
+    return MAPResult(image=np.asarray(out), z=np.asarray(z), objective=np.asarray(traces.mean(axis=0)), grid=problem.grid)

@@ -6,9 +6,9 @@ with ``pymust.simus`` (the Python port of Damien Garcia's MUST toolbox), demodul
 I/Q (``pymust.rf2iq``), beamforms them by delay-and-sum (``pymust.dasmtx``), compounds the
 angles coherently and log-compresses the envelope. It returns the B-mode image together with
 the matching speckle-free target in the same display mapping, like
-:func:`usprior.simulate.convolutional_speckle`.
+:func:`usprior.physics.simulate.convolutional_speckle`.
 
-Conventions (as in :mod:`usprior.simulate`): images are (H, W) = (depth, lateral); lengths in
+Conventions (as in :mod:`usprior.physics.simulate`): images are (H, W) = (depth, lateral); lengths in
 mm, frequencies in MHz, the speed of sound in m/s (pymust itself works in SI units: m, s, Hz).
 The lateral axis is centred on the array (x = 0 between elements 64 and 65); depth is measured
 from the array face. The simulation is 2-D (pymust's ``simus(x, z, RC, delays, param)`` form:
@@ -52,8 +52,8 @@ from scipy.ndimage import map_coordinates
 from scipy.signal import fftconvolve
 
 from usprior.blas import single_threaded_blas
-from usprior.simulate import HEADROOM_DB, _block_mean, _power_db, _to_display
-from usprior.validation import as_float_image, check_positive, check_shape
+from usprior.physics.display import HEADROOM_DB, block_mean, log_compress, power_db
+from usprior.validation import as_float_image, check_nonnegative, check_positive, check_shape
 
 __all__ = [
     "DEFAULT_PROBE",
@@ -87,7 +87,7 @@ _MAX_ANGLE_DEG = 45.0
 
 
 class Probe(NamedTuple):
-    """A uniform linear array, in the units of :mod:`usprior.simulate` (MHz, mm).
+    """A uniform linear array, in the units of :mod:`usprior.physics.simulate` (MHz, mm).
 
     Attributes:
         f0_mhz: centre frequency ``param.fc`` (MHz).
@@ -156,7 +156,7 @@ class PlaneWaveSimulation(NamedTuple):
             (:func:`resolution_cell_mm2`).
         log_offset_db: how far (dB) the mean of ``10 log10 |IQ|^2`` lies below
             ``10 log10 E|IQ|^2`` in a uniform region; ``clean`` subtracts it. 2.507 dB
-            (``usprior.simulate.EULER_DB``) for fully developed speckle, more with few
+            (``usprior.physics.display.EULER_DB``) for fully developed speckle, more with few
             scatterers per cell (4.0 dB at 1, 6.7 dB at 0.25).
         probe: the :class:`Probe`.
         c_m_s: speed of sound in m/s.
@@ -201,7 +201,7 @@ def _is_int(value: Any, minimum: int) -> bool:
 def _check_probe(probe: Probe) -> Probe:
     """Validate a :class:`Probe` and return it with plain Python numbers."""
     if not isinstance(probe, Probe):
-        raise ValueError(f"probe must be a usprior.planewave.Probe, got {type(probe).__name__}")
+        raise ValueError(f"probe must be a usprior.physics.planewave.Probe, got {type(probe).__name__}")
     n = probe.n_elements
     if not _is_int(n, 8):
         raise ValueError(f"probe.n_elements must be an integer >= 8, got {n!r}")
@@ -227,9 +227,9 @@ def resolution_cell_mm2(probe: Probe = DEFAULT_PROBE, fnumber: float = 1.75, c_m
     (0.35 mm at F# = 1.75). 0.047 mm^2 for the defaults, close to ``lambda^2`` (0.041 mm^2).
     """
     probe = _check_probe(probe)
-    lam = check_positive(c_m_s, "c_m_s") / probe.f0_mhz * 1e-3
-    axial = lam / (2.0 * probe.bandwidth_pct / 100.0)
-    return axial * lam * check_positive(fnumber, "fnumber")
+    wavelength = check_positive(c_m_s, "c_m_s") / probe.f0_mhz * 1e-3
+    axial = wavelength / (2.0 * probe.bandwidth_pct / 100.0)
+    return axial * wavelength * check_positive(fnumber, "fnumber")
 
 
 def _make_param(pymust: Any, probe: Probe, c_m_s: float, attenuation: float) -> Any:
@@ -275,10 +275,10 @@ def _make_options(pymust: Any, db_thresh: float, element_splitting: int) -> Any:
     return options
 
 
-def _sim_box(depth_mm: tuple[float, float], half_width_mm: float, lam: float) -> tuple[float, float, float, float]:
+def _sim_box(depth_mm: tuple[float, float], half_width_mm: float, wavelength: float) -> tuple[float, float, float, float]:
     """(z_min, z_max, x_min, x_max) in mm of the scatterer region: the field of view plus a PSF margin."""
-    m_ax, m_lat = _PSF_HALF_AXIAL_WL * lam, _PSF_HALF_LATERAL_WL * lam
-    return max(depth_mm[0] - m_ax, 0.5 * lam), depth_mm[1] + m_ax, -half_width_mm - m_lat, half_width_mm + m_lat
+    m_ax, m_lat = _PSF_HALF_AXIAL_WL * wavelength, _PSF_HALF_LATERAL_WL * wavelength
+    return max(depth_mm[0] - m_ax, 0.5 * wavelength), depth_mm[1] + m_ax, -half_width_mm - m_lat, half_width_mm + m_lat
 
 
 def _plane_wave_rf(
@@ -399,15 +399,15 @@ def _calibration(
     pymust = _import_pymust()
     param = _make_param(pymust, probe, c_m_s, attenuation)
     options = _make_options(pymust, db_thresh, element_splitting)
-    lam = c_m_s / probe.f0_mhz * 1e-3
+    wavelength = c_m_s / probe.f0_mhz * 1e-3
     z0, z1 = depth_mm
-    _, bz1, _, bx1 = _sim_box(depth_mm, half_width_mm, lam)
+    _, bz1, _, bx1 = _sim_box(depth_mm, half_width_mm, wavelength)
     reference = (bx1 * 1e-3, bz1 * 1e-3)
 
     # Energy of each calibration target, integrated on a lambda / 2 patch grid (the Riemann sum
     # of the band-limited |IQ|^2 is then within ~0.5 % of the integral for any grid offset).
-    step = _FINE_STEP_WL * lam
-    pa, pl = _patch_offsets(_PSF_HALF_AXIAL_WL * lam, _PSF_HALF_LATERAL_WL * lam, step, step)
+    step = _FINE_STEP_WL * wavelength
+    pa, pl = _patch_offsets(_PSF_HALF_AXIAL_WL * wavelength, _PSF_HALF_LATERAL_WL * wavelength, step, step)
     nz = max(2, math.ceil((z1 - z0) / _CAL_SPACING_AXIAL_MM) + 1)
     nx = max(2, math.ceil(2.0 * half_width_mm / _CAL_SPACING_LATERAL_MM) + 1)
     tz = np.linspace(z0, z1, nz)
@@ -431,7 +431,7 @@ def _calibration(
 
     # Kernel: a single point at the centre, on the beamforming grid over the larger window.
     d_ax, d_lat = fine_step_mm
-    ka, kl = _patch_offsets(_KERNEL_HALF_AXIAL_WL * lam, _KERNEL_HALF_LATERAL_WL * lam, d_ax, d_lat)
+    ka, kl = _patch_offsets(_KERNEL_HALF_AXIAL_WL * wavelength, _KERNEL_HALF_LATERAL_WL * wavelength, d_ax, d_lat)
     zc = 0.5 * (z0 + z1)
     kz, kx = np.meshgrid(zc + ka, kl, indexing="ij")
     img, _, _ = _compound(
@@ -468,7 +468,7 @@ def _log_offset_db(psf: np.ndarray, per_pixel: float) -> float:
     weights = rng.standard_normal(n) * np.exp(2j * np.pi * rng.random(n))
     field = np.bincount(pixel, weights.real, counts.size) + 1j * np.bincount(pixel, weights.imag, counts.size)
     iq = fftconvolve(field.reshape(_SHOT_GRID), psf, mode="valid")
-    mean_db = float(np.mean(_power_db(np.abs(iq) ** 2)))
+    mean_db = float(np.mean(power_db(np.abs(iq) ** 2)))
     return max(0.0, 10.0 * math.log10(per_pixel * float(np.sum(np.abs(psf) ** 2))) - mean_db)
 
 
@@ -548,7 +548,7 @@ def plane_wave_bmode(
        +-8 lambda laterally, so that border pixels see full speckle), with reflection
        coefficients ``RC = a * x(z, x)``, ``a ~ N(0, 1)`` i.i.d. and ``x`` the bilinearly
        interpolated image (edge-replicated in the margin). The scattered *amplitude* is
-       proportional to ``x`` (power ``x^2``), as in :func:`usprior.simulate.convolutional_speckle`.
+       proportional to ``x`` (power ``x^2``), as in :func:`usprior.physics.simulate.convolutional_speckle`.
        Scatterers with ``RC = 0`` are skipped in the simulation (they add nothing).
     3. RF: ``pymust.simus`` (2-D) for each plane wave steered at ``n_angles`` angles evenly
        spaced in ``[-max_angle_deg, max_angle_deg]`` (0 for one angle), then I/Q demodulation
@@ -564,7 +564,7 @@ def plane_wave_bmode(
        clutter included) and ``1_box`` the region holding scatterers. This removes the depth /
        lateral gain of the plane-wave system (edge falloff, near field, attenuation). The
        calibration depends only on the geometry and is cached across calls.
-    5. Display, as :func:`usprior.simulate.convolutional_speckle`:
+    5. Display, as :func:`usprior.physics.simulate.convolutional_speckle`:
        ``noisy_db = 10 log10(P) - HEADROOM_DB`` and
        ``clean_db = 10 log10((x^2 1_box) (*) K) - log_offset_db - HEADROOM_DB``, mapped by
        ``clip(1 + dB / DR, 0, 1)`` on the beamforming grid, then ``ka x kl`` area-averaged to
@@ -632,9 +632,7 @@ def plane_wave_bmode(
     dr = check_positive(dynamic_range_db, "dynamic_range_db")
     fnum = check_positive(fnumber, "fnumber")
     c = check_positive(c_m_s, "c_m_s")
-    att = float(attenuation_db_cm_mhz)
-    if not (math.isfinite(att) and att >= 0.0):
-        raise ValueError(f"attenuation_db_cm_mhz must be finite and >= 0, got {attenuation_db_cm_mhz!r}")
+    att = check_nonnegative(attenuation_db_cm_mhz, "attenuation_db_cm_mhz")
     thresh = float(db_thresh)
     if not (math.isfinite(thresh) and thresh < 0.0):
         raise ValueError(f"db_thresh must be finite and < 0, got {db_thresh!r}")
@@ -644,14 +642,14 @@ def plane_wave_bmode(
     if not _is_int(max_scatterers, 1):
         raise ValueError(f"max_scatterers must be an integer >= 1, got {max_scatterers!r}")
 
-    lam = c / probe.f0_mhz * 1e-3
+    wavelength = c / probe.f0_mhz * 1e-3
     d_ax, d_lat = (z1 - z0) / height, fov_w / width
-    auto = (math.ceil(d_ax / (_FINE_STEP_WL * lam) - 1e-9), math.ceil(d_lat / (_FINE_STEP_WL * lam) - 1e-9))
+    auto = (math.ceil(d_ax / (_FINE_STEP_WL * wavelength) - 1e-9), math.ceil(d_lat / (_FINE_STEP_WL * wavelength) - 1e-9))
     ka, kl = _check_oversample(oversample, (max(1, auto[0]), max(1, auto[1])))
     fine = (d_ax / ka, d_lat / kl)
 
     # Scatterers over the field of view plus a PSF margin (depth kept > lambda / 2).
-    sz0, sz1, sx0, sx1 = _sim_box((z0, z1), 0.5 * fov_w, lam)
+    sz0, sz1, sx0, sx1 = _sim_box((z0, z1), 0.5 * fov_w, wavelength)
     area = (sz1 - sz0) * (sx1 - sx0)
     n_scat = max(1, round(density * area / resolution_cell_mm2(probe, fnum, c)))
     if n_scat > max_scatterers:
@@ -703,15 +701,15 @@ def plane_wave_bmode(
     clean_power = np.maximum(fftconvolve(np.where(in_box, x_ext**2, 0.0), kernel, mode="valid"), 0.0)
 
     log_offset = _log_offset_db(psf, rho * fine[0] * fine[1])
-    noisy_db = _power_db(power) - HEADROOM_DB
-    clean_db = _power_db(clean_power) - log_offset - HEADROOM_DB
+    noisy_db = power_db(power) - HEADROOM_DB
+    clean_db = power_db(clean_power) - log_offset - HEADROOM_DB
     clean_db[clean_power < 1e-12] = -np.inf  # FFT round-off inside anechoic regions: display 0
-    ideal_db = _power_db(x_ext[pa : x_ext.shape[0] - pa, pl : x_ext.shape[1] - pl] ** 2) - log_offset - HEADROOM_DB
+    ideal_db = power_db(x_ext[pa : x_ext.shape[0] - pa, pl : x_ext.shape[1] - pl] ** 2) - log_offset - HEADROOM_DB
     total = time.perf_counter() - start
     return PlaneWaveSimulation(
-        noisy=_block_mean(_to_display(noisy_db, dr), (ka, kl)).astype(np.float32),
-        clean=_block_mean(_to_display(clean_db, dr), (ka, kl)).astype(np.float32),
-        ideal=_block_mean(_to_display(ideal_db, dr), (ka, kl)).astype(np.float32),
+        noisy=block_mean(log_compress(noisy_db, dr), (ka, kl)).astype(np.float32),
+        clean=block_mean(log_compress(clean_db, dr), (ka, kl)).astype(np.float32),
+        ideal=block_mean(log_compress(ideal_db, dr), (ka, kl)).astype(np.float32),
         envelope=np.sqrt(power).astype(np.float32),
         scatterers_mm=np.stack([sz, sx], axis=-1),
         amplitudes=rc,
