@@ -62,12 +62,12 @@ def device_only(method: str, y: np.ndarray, repeats: int) -> float | None:
     """Median seconds of the jitted network alone on device-resident input (FFDNet / Pix2Pix)."""
     import jax
 
-    from usprior.amortized import ffdnet_apply, pix2pix_apply
-    from usprior.amortized.inference import get_model
+    from usprior.amortized import ffdnet_apply, load_model, pix2pix_apply
+    from usprior.denoisers.networks import SHIPPED_MODELS
 
     if method not in ("ffdnet", "pix2pix"):
         return None
-    model = get_model(method)
+    model = load_model(SHIPPED_MODELS[method], kind=method)
     x = jax.device_put(y[..., None])
     if method == "ffdnet":
         run = lambda: ffdnet_apply(model.variables, model.config, x, np.float32(model.metadata["sigma_median"]))
@@ -90,14 +90,15 @@ def measure(method: str, batch: int, repeats: int) -> dict[str, Any]:
 
     y = frames(batch)
     x = y[0] if batch == 1 else y
+    options = {"batch": batch} if method in ("ffdnet", "pix2pix") else {}
     rss_start = rss_mib()
     t0 = time.perf_counter()
-    usprior.denoise(x, method=method, batch=batch)
+    usprior.denoise(x, method=method, **options)
     first = time.perf_counter() - t0
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        usprior.denoise(x, method=method, batch=batch)
+        usprior.denoise(x, method=method, **options)
         times.append(time.perf_counter() - t0)
     latency = statistics.median(times)
     device_s = device_only(method, y, repeats)

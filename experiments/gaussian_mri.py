@@ -112,7 +112,7 @@ def main() -> None:
 
     meta = {
         "command": "python experiments/gaussian_mri.py" + (f" --steps {args.steps}" if args.steps != MAPConfig().steps else ""),
-        "checkpoint": str(args.checkpoint or "shipped default (checkpoints/glow_mri)"),
+        "checkpoint": str(args.checkpoint or "shipped default (glow_mri)"),
         "map_config": cfg.__dict__,
         "test_slices": [int(i) for i in test_idx], "tune_slice": int(tune_idx),
         "device": f"{jax.devices()[0].device_kind} ({jax.default_backend()}), {platform.processor() or platform.machine()}",

@@ -18,9 +18,9 @@ Validation PSNR against the teacher's targets every ``--eval-every`` steps drive
 stopping; the best variables are saved with orbax (``usprior.amortized.save_model``) together
 with the command, device, time and validation scores. A JSON-lines log goes to ``--workdir``.
 
-    python experiments/train_amortized.py ffdnet --teacher clean --out checkpoints/ffdnet_us
+    python experiments/train_amortized.py ffdnet --teacher clean --out src/usprior/checkpoints/ffdnet_us
     python experiments/train_amortized.py pix2pix --teacher map --lam 6 --out runs/pix2pix_map
-    python experiments/train_amortized.py unrolled --teacher clean --out checkpoints/unrolled_us
+    python experiments/train_amortized.py unrolled --teacher clean --out src/usprior/checkpoints/unrolled_us
 """
 
 from __future__ import annotations
@@ -47,25 +47,21 @@ from usprior.amortized import (
     PairBatch,
     PatchGANConfig,
     UNetConfig,
-    UnrolledConfig,
     clean_teacher,
     create_ffdnet_state,
     create_pix2pix_states,
-    create_unrolled_state,
     evaluate,
     ffdnet_apply,
     ffdnet_train_step,
     make_pairs,
-    patch_start,
     pix2pix_apply,
     pix2pix_train_step,
     save_model,
-    unrolled_patches,
-    unrolled_train_step,
 )
+from usprior.solvers.unrolled import UnrolledConfig, create_unrolled_state, patch_start, unrolled_patches, unrolled_train_step
 from usprior.api import denoise
 from usprior.eval.benchmark import device_name
-from usprior.io.checkpoints import DEFAULT_CHECKPOINT_NAME, load_prior
+from usprior.priors.flow import DEFAULT_PRIOR, load_prior
 from usprior.physics.likelihoods import LIKELIHOODS, make_likelihood
 
 
@@ -223,7 +219,7 @@ def main() -> None:
         "train_samples": len(pairs.noisy),
         "sigma_median": float(np.median(pairs.sigma)),
         **(
-            {"likelihood": args.likelihood, "sigma_scale": args.sigma_scale, "prior": DEFAULT_CHECKPOINT_NAME}
+            {"likelihood": args.likelihood, "sigma_scale": args.sigma_scale, "prior": DEFAULT_PRIOR}
             if args.model == "unrolled"
             else {}
         ),

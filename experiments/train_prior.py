@@ -2,7 +2,7 @@
 
 Example (the shipped checkpoint, see docs/training.md for the exact command and its log):
 
-    python experiments/train_prior.py --out checkpoints/glow_mri --workdir runs/glow_mri
+    python experiments/train_prior.py --out src/usprior/checkpoints/glow_mri --workdir runs/glow_mri
 
 Resumes from ``<workdir>/ckpt`` if a previous run was interrupted. Validation bits/dim are
 computed on MRI patches of the held-out *validation* sagittal band (never trained on).

@@ -21,7 +21,8 @@ import numpy as np
 
 from usprior.priors import data
 from usprior.physics import simulate
-from usprior.amortized import UnrolledConfig, clean_teacher, load_model, make_pairs, patch_start, unrolled_patches
+from usprior.amortized import clean_teacher, load_model, make_pairs
+from usprior.solvers.unrolled import UnrolledConfig, patch_start, unrolled_patches
 from usprior.eval.benchmark import device_name
 from usprior.priors.flow import load_prior
 from usprior.physics.likelihoods import Gaussian
@@ -45,7 +46,7 @@ def main() -> None:
             squared_error += float(np.sum(np.square(np.asarray(x) - val.target[rows])))
         return round(10 * math.log10(val.target.size / squared_error), 2)
 
-    model = load_model("checkpoints/unrolled_us", kind="unrolled")
+    model = load_model("unrolled_us", kind="unrolled")
     cfg: UnrolledConfig = model.config
     unrolled = lambda p: lambda y, lik: unrolled_patches(p, cfg, prior, lik, y, patch_start(prior, y, cfg.init_blur))
     constant = lambda lr, lam: {"log_lr": jnp.full((cfg.steps,), math.log(lr)), "log_lam": jnp.full((cfg.steps,), math.log(lam))}

@@ -4,7 +4,6 @@ teacher targets, early stopping, checkpoints and input validation (tiny models, 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +13,6 @@ import pytest
 import scipy.ndimage
 
 import usprior
-from usprior.priors import data
 from usprior.physics import simulate
 from usprior.amortized import (
     EarlyStopping,
@@ -40,7 +38,6 @@ from usprior.amortized import (
 )
 from usprior.io.checkpoints import write_manifest
 from usprior.priors.glow import squeeze
-from usprior.eval.metrics import psnr
 
 GAUSSIAN = simulate.NOISE_MODELS["gaussian"].corrupt
 

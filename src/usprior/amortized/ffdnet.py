@@ -26,10 +26,8 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from usprior.amortized.shuffle import crop, pad_to_multiple, pixel_shuffle, pixel_unshuffle
-from usprior.validation import as_float_image, check_positive
 
 Array = jax.Array
 

@@ -34,11 +34,9 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from usprior.amortized.shuffle import crop, pad_to_multiple
-from usprior.validation import as_float_image
 
 Array = jax.Array
 

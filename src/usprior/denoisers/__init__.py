@@ -60,6 +60,8 @@ register_denoiser("unrolled", "usprior.denoisers.flow:UnrolledDenoiser", grid={"
                   description="unrolled MAP: K learned steps on the flow prior")
 register_denoiser("ffdnet", "usprior.denoisers.networks:FFDNetDenoiser", grid={"sigma": (0.5, 1.0, 2.0)},
                   noise_scaled=("sigma",), description="FFDNet, one pass, noise-level map")
+register_denoiser("ffdnet_wnnm", "usprior.denoisers.networks:FFDNetDenoiser", presets={"checkpoint": "ffdnet_wnnm"},
+                  grid={"sigma": (0.5, 1.0, 2.0)}, noise_scaled=("sigma",), description="FFDNet trained on WNNM outputs")
 register_denoiser("pix2pix", "usprior.denoisers.networks:Pix2PixDenoiser", description="Pix2Pix U-Net, one pass")
 register_denoiser("nlm", _CLASSICAL + "nlm", grid={"h": _DOUBLING}, noise_scaled=("h",), description="non-local means")
 register_denoiser("tv", _CLASSICAL + "tv", grid={"weight": (0.5, *_DOUBLING)}, noise_scaled=("weight",),

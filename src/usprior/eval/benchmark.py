@@ -30,13 +30,12 @@ registered with; add your own with :func:`usprior.register_denoiser` (or ``uspri
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import json
 import os
 import platform
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 

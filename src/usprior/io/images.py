@@ -70,13 +70,13 @@ def check_output(path: str | os.PathLike, frames: int = 1, *, overwrite: bool = 
     folder cannot be written. Returns ``path`` as a ``Path``.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"output {path} is a directory: give a file name")
     suffix = path.suffix.lower()
     if suffix not in WRITE_SUFFIXES:
         raise ValueError(f"unsupported output format {suffix!r} of {path}: use {', '.join(WRITE_SUFFIXES)}")
     if suffix == ".png" and frames != 1:
         raise ValueError(f"{path}: PNG holds one image; write a stack of {frames} frames as .tif or .npy")
-    if path.is_dir():
-        raise IsADirectoryError(f"output {path} is a directory: give a file name")
     if path.exists() and not overwrite:
         raise FileExistsError(f"output {path} exists; pass --overwrite (overwrite=True) to replace it")
     folder = path.parent

@@ -34,7 +34,7 @@ from scipy.signal import fftconvolve, hilbert
 
 from usprior.physics.display import EULER_DB, HEADROOM_DB, block_mean, log_compress, power_db
 from usprior.physics.likelihoods import Gaussian, LogSpeckle
-from usprior.validation import as_float_image, check_int, check_nonnegative, check_positive, check_shape, check_unit
+from usprior.validation import as_float_image, check_int, check_positive
 
 __all__ = [
     "NOISE_MODELS",

@@ -1,0 +1,208 @@
+"""The one denoiser interface and its registry: contract, options, plug-ins through API, CLI and bench."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+import usprior
+from usprior.amortized.checkpoint import save_model
+from usprior.amortized.ffdnet import FFDNetConfig, init_ffdnet
+from usprior.cli import main
+from usprior.denoisers import Denoiser, base, denoiser_names, denoiser_options, make_denoiser
+
+import jax
+
+CLASSICAL = ("nlm", "tv", "bm3d", "lee", "kuan", "frost", "srad", "obnlm", "wnnm")
+
+
+@pytest.fixture
+def registry():
+    saved = dict(base._REGISTRY)
+    yield
+    base._REGISTRY.clear()
+    base._REGISTRY.update(saved)
+
+
+def frames(t: int = 2, shape: tuple[int, int] = (36, 40), seed: int = 0) -> np.ndarray:
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    clean = 0.5 + 0.3 * np.sin(yy / 5.0) * np.cos(xx / 7.0)
+    noise = 0.05 * np.random.default_rng(seed).standard_normal((t, *shape))
+    return np.clip(clean + noise, 0, 1).astype(np.float32)
+
+
+def test_builtins_are_registered():
+    assert {"map", "map_log_speckle", "unrolled", "ffdnet", "pix2pix", *CLASSICAL} <= set(denoiser_names())
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+def test_classical_denoisers_keep_the_contract(name):
+    x = frames()
+    den = make_denoiser(name)
+    assert isinstance(den, Denoiser)
+    out = den(x)
+    assert out.shape == x.shape and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+    np.testing.assert_allclose(out, den(x), atol=1e-6)  # deterministic (bm3d's threads: to float rounding)
+    single = getattr(usprior.baselines, name)(x[1])
+    np.testing.assert_allclose(out[1], single, atol=1e-6)  # frame by frame, the baseline itself
+
+
+def test_map_denoiser_on_frames(tiny_checkpoint):
+    den = make_denoiser("map", checkpoint=tiny_checkpoint, steps=4, stride=8)
+    out = den(frames(2, (24, 30)), sigma=0.1)
+    assert out.shape == (2, 24, 30) and out.dtype == np.float32
+    assert den.min_size == 8
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "valid"),
+    [
+        ("nlm", "lam", "h, patch_size, patch_distance"),
+        ("map", "batch", "checkpoint, likelihood, lam, steps, warm_steps, stride, chunk, progress"),
+        ("pix2pix", "steps", "checkpoint, batch"),
+    ],
+)
+def test_an_unknown_option_lists_the_valid_ones(name, option, valid):
+    with pytest.raises(ValueError, match=f"'{name}' takes no option {option}; valid options: {valid}$"):
+        make_denoiser(name, **{option: 1})
+    assert ", ".join(denoiser_options(name)) == valid
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "match"),
+    [
+        ("map", {"steps": 1.5}, "steps must be an integer, got 1.5"),
+        ("map", {"stride": True}, "stride must be an integer, got True"),
+        ("map", {"stride": 1.5}, "stride must be an integer, got 1.5"),
+        ("map", {"steps": 10**6}, r"steps must be an integer in \[1, 10000\]"),
+        ("map", {"lam": -1.0}, "lam must be finite and > 0"),
+        ("map", {"likelihood": "poisson"}, "unknown likelihood 'poisson'"),
+        ("ffdnet", {"batch": 0}, "batch must be an integer >= 1"),
+    ],
+)
+def test_options_are_validated_at_construction(tiny_checkpoint, name, options, match):
+    extra = {"checkpoint": tiny_checkpoint} if name == "map" else {}
+    with pytest.raises(ValueError, match=match):
+        make_denoiser(name, **extra, **options)
+
+
+def test_sigma_contract():
+    x = frames()
+    with pytest.raises(ValueError, match="has no noise-level input"):
+        make_denoiser("tv")(x, sigma=0.1)
+    with pytest.raises(ValueError, match="sigma must be a number"):
+        make_denoiser("bm3d")(x, sigma=np.full(x.shape, 0.1))
+    with pytest.raises(ValueError, match=r"a denoiser takes frames \(T, H, W\)"):
+        make_denoiser("bm3d")(x[0])
+
+
+@pytest.fixture(scope="module")
+def tiny_ffdnet(tmp_path_factory):
+    cfg = FFDNetConfig(features=8, depth=3)
+    variables = init_ffdnet(cfg, jax.random.key(0, impl="rbg"))
+    return save_model(cfg, variables, tmp_path_factory.mktemp("ffd") / "ffd", {"sigma_median": 0.1})
+
+
+def test_ffdnet_takes_a_per_pixel_noise_map(tiny_ffdnet):
+    den = make_denoiser("ffdnet", checkpoint=tiny_ffdnet, batch=2)
+    x = frames(3)
+    np.testing.assert_allclose(den(x, sigma=np.full(x.shape[1:], 0.2)), den(x, sigma=0.2), atol=1e-6)
+    varying = np.broadcast_to(np.linspace(0.02, 0.5, x.shape[2], dtype=np.float32), x.shape[1:])
+    out = den(x, sigma=varying)  # one (H, W) map for every frame
+    per_frame = den(x, sigma=np.stack([varying] * 3))  # the same as a (T, H, W) map
+    np.testing.assert_allclose(out, per_frame, atol=1e-6)
+    assert not np.allclose(out, den(x, sigma=0.2), atol=1e-4)
+    np.testing.assert_allclose(usprior.denoise(x[0], method="ffdnet", checkpoint=tiny_ffdnet, sigma=varying), out[0], atol=1e-6)
+    with pytest.raises(ValueError, match="sigma map must be finite, > 0"):
+        den(x, sigma=np.zeros(x.shape[1:]))
+
+
+PLUGIN = '''
+import numpy as np
+import usprior
+
+
+class Invert(usprior.Denoiser):
+    """A denoiser object: 1 - x (a stand-in that is easy to check), with one option."""
+
+    sigma_input = "none"
+
+    def __init__(self, *, gain: float = 1.0):
+        self.gain = float(gain)
+
+    def denoise_frames(self, frames, sigma):
+        return 1.0 - self.gain * frames
+
+
+def half(image, sigma=0.5):
+    return image * sigma
+
+
+usprior.register_denoiser("invert", Invert, grid={"gain": (1.0,)})
+usprior.register_denoiser("half", usprior.denoisers.function_factory(half), grid={"sigma": (0.5,)})
+'''
+
+
+def test_a_registered_denoiser_works_in_denoise_cli_and_bench(registry, tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_denoisers.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    x = frames(1)[0]
+    src = tmp_path / "in.npy"
+    np.save(src, x)
+    assert main(["denoise", str(src), "-o", str(tmp_path / "out.npy"), "--method", "invert", "--plugin", "my_denoisers"]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), 1.0 - x, atol=1e-6)
+    np.testing.assert_allclose(usprior.denoise(x, method="invert", gain=0.5), 1.0 - 0.5 * x, atol=1e-6)
+    np.testing.assert_allclose(usprior.denoise(x, method="half", sigma=0.25), 0.25 * x, atol=1e-6)
+    with pytest.raises(ValueError, match="'invert' takes no option scale; valid options: gain"):
+        usprior.denoise(x, method="invert", scale=2)
+    np.save(tmp_path / "tune.npy", x)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    np.save(folder / "a.npy", x)
+    assert main(["bench", "--noise", "gaussian", "--levels", "0.1", "--methods", "invert", "half", "--no-phantom",
+                 "--images", str(folder), "--tune-image", str(tmp_path / "tune.npy"), "--plugin", "my_denoisers",
+                 "--out", str(tmp_path / "bench")]) == 0
+    results = json.loads((tmp_path / "bench" / "benchmark.json").read_text())
+    assert set(results["levels"][0]["methods"]) == {"invert", "half"}
+    assert results["levels"][0]["methods"]["invert"]["params"] == {"gain": 1.0}
+
+
+def test_registry_refuses_duplicates_and_wraps_plain_callables(registry):
+    usprior.register_denoiser("mine", lambda: (lambda frames, sigma=None: frames[..., ::-1]))
+    with pytest.raises(ValueError, match="already registered"):
+        usprior.register_denoiser("mine", lambda: None)
+    x = frames()
+    np.testing.assert_array_equal(usprior.denoise(x, method="mine"), x[..., ::-1])
+    usprior.register_denoiser("broken", lambda: (lambda frames, sigma=None: frames * np.nan), replace=True)
+    with pytest.raises(FloatingPointError, match="broken produced non-finite values$"):
+        usprior.denoise(x, method="broken")
+    usprior.register_denoiser("nothing", lambda: 3)
+    with pytest.raises(TypeError, match="returned int, not a denoiser"):
+        make_denoiser("nothing")
+    with pytest.raises(ValueError, match="unknown method 'nope'; registered:"):
+        make_denoiser("nope")
+
+
+def test_import_usprior_is_light():
+    code = (
+        "import sys, usprior\n"
+        "assert usprior.denoise and 'denoise' in dir(usprior)\n"
+        "heavy = [m for m in ('jax', 'flax', 'optax', 'orbax', 'usprior.amortized.training') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "import usprior.amortized\n"
+        "assert 'usprior.amortized.training' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_tiff_stack_through_cli_equals_the_api(tiny_ffdnet, tmp_path):
+    x = frames(3)
+    src, out = tmp_path / "cine.tif", tmp_path / "out.tif"
+    tifffile.imwrite(src, x, photometric="minisblack")
+    assert main(["denoise", str(src), "-o", str(out), "--method", "ffdnet", "--checkpoint", str(tiny_ffdnet)]) == 0
+    np.testing.assert_array_equal(tifffile.imread(out), usprior.denoise(x, method="ffdnet", checkpoint=tiny_ffdnet))
