@@ -143,3 +143,26 @@ def test_resolver_names_and_paths(tiny_checkpoint, tmp_path, monkeypatch):
 def test_every_shipped_checkpoint_passes_its_checksums():
     for name in shipped_names():
         verify(shipped(name))
+
+
+def test_inference_metadata_is_typed_and_validated(tmp_path):
+    from usprior.amortized.checkpoint import load_model, save_model
+    from usprior.amortized.ffdnet import FFDNetConfig, init_ffdnet
+
+    cfg = FFDNetConfig(features=4, depth=2)
+    variables = init_ffdnet(cfg, jax.random.key(0, impl="rbg"))
+    with pytest.raises(ValueError, match="sigma_median must be finite and > 0"):
+        save_model(cfg, variables, tmp_path / "bad", {"sigma_median": -1.0})
+    ckpt = save_model(cfg, variables, tmp_path / "ok", {"sigma_median": 0.1, "likelihood": "gaussian"})
+    assert load_model(ckpt).inference.sigma_median == 0.1
+    for bad, match in (({"sigma_median": 0.0}, "sigma_median must be finite and > 0"),
+                       ({"likelihood": "poisson"}, "unknown likelihood 'poisson'"),
+                       ({"sigma_scale": "two"}, "sigma_scale must be finite")):
+        record = json.loads((ckpt / "config.json").read_text())
+        record["metadata"].update(bad)
+        (ckpt / "config.json").write_text(json.dumps(record))
+        write_manifest(ckpt)
+        with pytest.raises(ValueError, match=f"corrupt checkpoint metadata in .*config.json: {match}"):
+            load_model(ckpt)
+        record["metadata"] = {"sigma_median": 0.1}
+        (ckpt / "config.json").write_text(json.dumps(record))

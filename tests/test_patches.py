@@ -117,6 +117,8 @@ def test_partition_of_unity_at_half_stride(patch: int) -> None:
         ((64, 64), 32, 33, "stride"),
         ((64, 64), 31, 16, "even"),
         ((64, 64), 0, 1, "even"),
+        ((64, 64), 32, 1.5, "stride must be an integer, got 1.5"),  # used to run silently as stride 1
+        ((64, 64), 32, True, "stride must be an integer, got True"),
     ],
 )
 def test_bad_inputs(shape: tuple[int, int], patch: int, stride: int, message: str) -> None:

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from usprior.amortized.shuffle import crop, pad_to_multiple, pixel_shuffle, pixel_unshuffle
+from usprior.validation import check_int
 
 Array = jax.Array
 
@@ -44,8 +45,9 @@ class FFDNetConfig:
     channels: int = 1
 
     def __post_init__(self) -> None:
-        if self.features < 1 or self.channels < 1 or self.depth < 2:
-            raise ValueError(f"need features, channels >= 1 and depth >= 2, got {self}")
+        check_int(self.features, "features")
+        check_int(self.channels, "channels")
+        check_int(self.depth, "depth", 2)
 
     @property
     def factor(self) -> int:

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import optax
 
 from usprior.amortized.shuffle import crop, pad_to_multiple
+from usprior.validation import check_int, check_real
 
 Array = jax.Array
 
@@ -58,9 +59,9 @@ class UNetConfig:
     channels: int = 1
 
     def __post_init__(self) -> None:
-        if self.features < 1 or self.depth < 1 or self.channels < 1:
-            raise ValueError(f"features, depth and channels must be >= 1, got {self}")
-        if not 0.0 <= self.dropout < 1.0:
+        for name in ("features", "depth", "channels"):
+            check_int(getattr(self, name), name)
+        if not 0.0 <= check_real(self.dropout, "dropout") < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
 
     @property
@@ -78,8 +79,8 @@ class PatchGANConfig:
     channels: int = 1
 
     def __post_init__(self) -> None:
-        if self.features < 1 or self.layers < 1 or self.channels < 1:
-            raise ValueError(f"features, layers and channels must be >= 1, got {self}")
+        for name in ("features", "layers", "channels"):
+            check_int(getattr(self, name), name)
 
 
 class UNetGenerator(nn.Module):

@@ -26,6 +26,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from usprior.validation import check_int, check_real
+
 Array = jax.Array
 
 
@@ -48,13 +50,13 @@ class GlowConfig:
     scale_floor: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.levels < 1 or self.depth < 1 or self.hidden < 1 or self.channels < 1:
-            raise ValueError(f"levels, depth, hidden and channels must be >= 1, got {self}")
+        for name in ("patch", "channels", "levels", "depth", "hidden"):
+            check_int(getattr(self, name), name)
         if self.patch % (2**self.levels):
             raise ValueError(f"patch {self.patch} must be divisible by 2**levels = {2**self.levels}")
-        if not 0.0 < self.alpha < 0.5:
+        if not 0.0 < check_real(self.alpha, "alpha") < 0.5:
             raise ValueError(f"alpha must lie in (0, 0.5), got {self.alpha}")
-        if not 0.0 < self.scale_floor < 1.0:
+        if not 0.0 < check_real(self.scale_floor, "scale_floor") < 1.0:
             raise ValueError(f"scale_floor must lie in (0, 1), got {self.scale_floor}")
 
     @property

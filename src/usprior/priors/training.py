@@ -29,6 +29,7 @@ import orbax.checkpoint as ocp
 from tqdm.auto import tqdm
 
 from usprior.priors.glow import GlowConfig
+from usprior.validation import check_int, check_positive
 from usprior.priors.flow import FlowPrior, init_prior
 
 Array = jax.Array
@@ -53,6 +54,14 @@ class TrainConfig:
     eval_every: int = 500
     checkpoint_every: int = 500
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch", "log_every", "eval_every", "checkpoint_every"):
+            check_int(getattr(self, name), name)
+        check_int(self.warmup, "warmup", 0)
+        check_int(self.seed, "seed", 0)
+        check_positive(self.learning_rate, "learning_rate")
+        check_positive(self.clip_norm, "clip_norm")
 
 
 def bits_per_dim(prior: FlowPrior, x: Array) -> Array:

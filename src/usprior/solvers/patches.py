@@ -31,6 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from usprior.validation import check_int
+
 Array = jax.Array
 
 
@@ -68,7 +70,7 @@ def patch_grid(image_shape: tuple[int, int], patch: int = 32, stride: int = 16) 
     if len(image_shape) != 2:
         raise ValueError(f"image_shape must be (H, W), got {tuple(image_shape)}")
     height, width = (int(n) for n in image_shape)
-    patch, stride = int(patch), int(stride)
+    patch, stride = check_int(patch, "patch size", 0), check_int(stride, "stride", 0)
     if patch < 2 or patch % 2:
         raise ValueError(f"patch size must be an even integer >= 2, got {patch}")
     if not 1 <= stride <= patch:
