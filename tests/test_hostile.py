@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import _thread
+import signal
 import warnings
 
 import jax
@@ -190,18 +190,31 @@ def test_cli_damaged_checkpoint_is_one_line(tiny_checkpoint, tmp_path, capsys):
 # --- interrupting and absurd settings ----------------------------------------------------------
 
 
-def test_ctrl_c_stops_within_one_chunk():
-    calls = []
+def test_ctrl_c_stops_within_one_chunk(monkeypatch):
+    """Each chunk is waited for before the next is dispatched, so a Ctrl-C (SIGINT) during a chunk
+    ends the solve there: nothing queued behind it keeps the process busy."""
+    from usprior.solvers import engine
+
+    events = []
+    wait = engine.jax.block_until_ready
+    monkeypatch.setattr(engine.jax, "block_until_ready", lambda out: events.append("wait") or wait(out))
 
     def solve(y):
-        calls.append(len(y))
-        if len(calls) == 1:
-            _thread.interrupt_main()  # Ctrl-C arrives while the first chunk runs
+        events.append("solve")
+        return jnp.asarray(y) * 2
+
+    solve_chunks(solve, (np.ones((40, 3)),), chunk=16)
+    assert events == ["solve", "wait"] * 3  # 40 patches in 3 balanced chunks of 14
+
+    def interrupted(y):
+        events.append("solve")
+        if events.count("solve") == 5:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C while the second chunk runs
         return jnp.asarray(y) * 2
 
     with pytest.raises(KeyboardInterrupt):
-        solve_chunks(solve, (np.ones((40, 3)),), chunk=4)
-    assert calls == [4]
+        solve_chunks(interrupted, (np.ones((40, 3)),), chunk=4)
+    assert events[6:] == ["solve", "wait", "solve"]  # the second chunk never finished, no third began
 
 
 def test_cli_exits_130_on_ctrl_c(src, tmp_path, monkeypatch, capsys):

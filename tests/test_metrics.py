@@ -236,3 +236,54 @@ def test_cnr_checks_both_masks() -> None:
         metrics.cnr(image, good, np.zeros(image.shape, dtype=bool))
     with pytest.raises(ValueError, match="background shape"):
         metrics.gcnr(image, good, good[:7])
+
+
+# --- no-reference metrics for real frames -------------------------------------------------------
+
+
+def _speckled_step(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y = 0.4 + 0.08 * rng.standard_normal((80, 80))
+    y[:, 40:] += 0.3
+    return np.clip(y, 0, 1)
+
+
+def test_no_reference_metrics_of_the_identity():
+    y = _speckled_step()
+    mask = np.ones(y.shape, bool)
+    assert metrics.speckle_suppression(y, y, mask) == pytest.approx(1.0)
+    assert metrics.structure_leakage(y, y, mask) == 0.0
+    assert metrics.brightness_bias(y, y, mask) == 0.0
+    stack = np.stack([y, _speckled_step(1)])
+    assert metrics.temporal_stability(stack, stack, mask) == pytest.approx(1.0)
+
+
+def test_no_reference_metrics_tell_despeckling_from_blurring():
+    """A box filter smooths speckle (suppression > 2) but also removes the edge: its residual
+    follows the anatomy. Subtracting the true speckle leaves a residual unrelated to it."""
+    from scipy.ndimage import uniform_filter
+
+    clean = np.full((80, 80), 0.4)
+    clean[:, 40:] += 0.3
+    y = _speckled_step()
+    mask = np.ones(y.shape, bool)
+    box = uniform_filter(y, 7, mode="reflect")
+    assert metrics.speckle_suppression(y, box, mask) > 2.0
+    assert metrics.structure_leakage(y, box, mask) > 0.3
+    assert abs(metrics.structure_leakage(y, clean, mask)) < 0.15
+    assert metrics.brightness_bias(y, y + 0.05, mask) == pytest.approx(0.05)
+    frames = np.stack([y, _speckled_step(1), _speckled_step(2)])
+    still = np.repeat(clean[None], 3, axis=0)
+    assert metrics.temporal_stability(frames, still, mask) == 0.0
+
+
+def test_no_reference_metrics_refuse_bad_masks():
+    y = _speckled_step()
+    with pytest.raises(ValueError, match="mask is empty"):
+        metrics.speckle_suppression(y, y, np.zeros(y.shape, bool))
+    with pytest.raises(ValueError, match="no 11x11 window"):
+        tiny = np.zeros(y.shape, bool)
+        tiny[:5, :5] = True
+        metrics.speckle_suppression(y, y, tiny)
+    with pytest.raises(ValueError, match="two stacks"):
+        metrics.temporal_stability(y, y, np.ones(y.shape, bool))

@@ -30,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="usprior", description="Ultrasound denoising with a flow prior.")
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("denoise", help="denoise an image or a cine stack with a registered denoiser")
-    d.add_argument("input", type=Path, help="input image or (T, H, W) stack (.png, .tif, .jpg, .npy)")
-    d.add_argument("-o", "--output", type=Path, required=True, help="output image (.png, .tif, .npy)")
+    d.add_argument("input", help="input file (DICOM, .png, .jpg, .tif, .npy), a folder of them, or example:NAME")
+    d.add_argument("-o", "--output", type=Path, required=True,
+                   help="output file (.dcm, .png, .tif, .npy, .gif), or a folder for folder input")
     d.add_argument("--method", default="map", help="registered denoiser (default: map; see usprior.denoiser_names())")
     d.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import MODULE first (it may call usprior.register_denoiser); repeatable")
@@ -44,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--stride", type=int, default=None, help="map / unrolled: patch stride in pixels")
     d.add_argument("--batch", type=int, default=None, help="pix2pix / ffdnet: frames per pass")
     d.add_argument("--checkpoint", default=None, help="checkpoint of the method: a directory or a shipped name")
-    d.add_argument("--compare", type=Path, default=None, help="also write a before/after image")
+    d.add_argument("--compare", type=Path, default=None, help="also write a before/after image (.png, .gif for cine)")
+    d.add_argument("--mask", default=None, metavar="auto|none|FILE",
+                   help="pixels to denoise: auto (the detected B-mode region; default for DICOM), none (every gray "
+                        "pixel; default otherwise) or a mask file (nonzero = denoise)")
+    d.add_argument("--format", default=None, choices=(".dcm", ".png", ".tif", ".npy", ".gif"),
+                   help="folder input: the output format (default: the input's; JPEG -> PNG)")
     d.add_argument("--overwrite", action="store_true", help="replace output files that exist")
 
     b = sub.add_parser("bench", help="compare denoisers on simulated noise (tuned per level, same noisy inputs)")
@@ -106,37 +112,151 @@ def _bench(args: argparse.Namespace, argv: list[str] | None) -> None:
     print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
-def _denoise(args: argparse.Namespace) -> None:
+def _outputs(args: argparse.Namespace, source: Path, output: Path, compare: Path | None) -> list[tuple[str, Path]]:
+    """The output paths of one input, checked against it and each other (the suffix is checked
+    with the scan, once it is read)."""
+    from usprior.io.images import check_output
+
+    outputs = [("-o", output)] + ([("--compare", compare)] if compare is not None else [])
+    for flag, path in outputs:
+        if path.resolve() == source.resolve():
+            raise ValueError(f"{flag} {path} is the input file: choose another name (the input is never overwritten)")
+        check_output(path, overwrite=args.overwrite)
+    if compare is not None and compare.resolve() == output.resolve():
+        raise ValueError("--compare and -o name the same file: give them different names")
+    return outputs
+
+
+def _mask(args: argparse.Namespace, scan):
+    """The (H, W) mask of ``--mask`` (default: auto for DICOM input, none otherwise)."""
+    from usprior.scanner.mask import bmode_mask, load_mask
+
+    choice = args.mask or ("auto" if scan.header is not None else "none")
+    if choice == "none":
+        return np.ones(scan.shape, bool)
+    if choice == "auto":
+        mask = bmode_mask(scan)
+        if not mask.any():
+            print(f"usprior: warning: no B-mode region found in {scan.source}; nothing is denoised "
+                  "(--mask none denoises every gray pixel)", file=sys.stderr)
+        return mask
+    return load_mask(choice, scan.shape)
+
+
+def _compare_scan(scan, result):
+    """A scan of [before | after] side by side (display pixels and luminance)."""
+    import dataclasses
+
+    from usprior.io.images import side_by_side
+    from usprior.io.scans import display_pixels
+
+    before = display_pixels(scan, scan.frames, scan.pixels)
+    after = display_pixels(scan, result.frames, result.pixels)
+    width_axis = 2
+    pixels = side_by_side(before, after, axis=width_axis)
+    frames = side_by_side(scan.frames, result.frames, axis=width_axis)
+    bits = scan.bits or 8
+    return dataclasses.replace(scan, pixels=pixels, frames=frames, bits=bits, header=None), pixels, frames
+
+
+def _denoise_file(args: argparse.Namespace, denoiser, source: Path, output: Path, compare: Path | None) -> tuple[int, float]:
+    """Denoise one input into its outputs; returns (frames, seconds of denoising). ``denoiser()``
+    builds (or returns the cached) denoiser, after the input and outputs passed their checks."""
+    from usprior.io.scans import check_output_suffix, read_scan, write_scan
+    from usprior.scanner.denoise import denoise_scan
+
+    outputs = _outputs(args, source, output, compare)
+    scan = read_scan(source)
+    for _, path in outputs:
+        check_output_suffix(path, scan if path == output else _compare_scan(scan, scan)[0])
+    mask = _mask(args, scan)
+    den = denoiser()
+    t0 = time.perf_counter()
+    result = denoise_scan(scan, den, mask, sigma=args.sigma)
+    seconds = time.perf_counter() - t0
+    write_scan(output, scan, result.frames, result.pixels, args.method)
+    if compare is not None:
+        both, pixels, frames = _compare_scan(scan, result)
+        write_scan(compare, both, frames, pixels, args.method)
+    return len(scan.frames), seconds
+
+
+def _make(args: argparse.Namespace):
     from usprior.denoisers import denoiser_entry, denoiser_options, import_plugins, make_denoiser
-    from usprior.io.images import check_output, read_image, side_by_side, write_image
 
     import_plugins(args.plugin)
     denoiser_entry(args.method)  # an unknown method fails before anything is read
-    image = read_image(args.input)
-    frames = 1 if image.ndim == 2 else image.shape[0]
-    outputs = [("-o", args.output)] + ([("--compare", args.compare)] if args.compare is not None else [])
-    for flag, path in outputs:
-        if path.resolve() == args.input.resolve():
-            raise ValueError(f"{flag} {path} is the input file: choose another name (the input is never overwritten)")
-        check_output(path, frames, overwrite=args.overwrite)
-    if args.compare is not None and args.compare.resolve() == args.output.resolve():
-        raise ValueError("--compare and -o name the same file: give them different names")
     given = {"likelihood": args.likelihood, "lam": args.lam, "steps": args.steps, "warm_steps": args.warm_steps,
              "stride": args.stride, "batch": args.batch, "checkpoint": args.checkpoint}
     options = {k: v for k, v in given.items() if v is not None}
     valid = denoiser_options(args.method)
-    if valid is None or "progress" in valid:
+    if args.input_is_file and (valid is None or "progress" in valid):
         options["progress"] = True
-    den = make_denoiser(args.method, **options)
-    t0 = time.perf_counter()
-    out = den(image if image.ndim == 3 else image[None], sigma=args.sigma)
-    seconds = time.perf_counter() - t0
-    out = out if image.ndim == 3 else out[0]
-    write_image(args.output, out, overwrite=args.overwrite)
-    print(f"denoised {args.input} {image.shape} by {args.method} in {seconds:.1f} s -> {args.output}")
+    return make_denoiser, options
+
+
+def _denoise(args: argparse.Namespace) -> None:
+    from usprior.io.examples import resolve_input
+
+    source = resolve_input(args.input)
+    args.input_is_file = not source.is_dir()
+    make, options = _make(args)
+    if source.is_dir():
+        _denoise_folder(args, source, make, options)
+        return
+    if args.format is not None:
+        raise ValueError("--format is for folder input; a single output takes the format of its suffix")
+    frames, seconds = _denoise_file(args, lambda: make(args.method, **options), source, args.output, args.compare)
+    print(f"denoised {source} ({frames} frame{'s' * (frames > 1)}) by {args.method} in {seconds:.1f} s "
+          f"({frames / max(seconds, 1e-9):.1f} frames/s) -> {args.output}")
     if args.compare is not None:
-        write_image(args.compare, side_by_side(image, out), overwrite=args.overwrite)
         print(f"before/after comparison -> {args.compare}")
+
+
+def _denoise_folder(args: argparse.Namespace, folder: Path, make, options: dict) -> None:
+    """Every supported file below ``folder`` into the same relative path below ``-o``; outputs
+    that exist are skipped (resumable), a file that fails is reported and the rest go on."""
+    from tqdm.auto import tqdm
+
+    from usprior.io.dicom import is_dicom
+    from usprior.io.scans import SCAN_SUFFIXES
+
+    if args.compare is not None:
+        raise ValueError("--compare takes one file; for a folder it is not available")
+    if args.output.exists() and not args.output.is_dir():
+        raise NotADirectoryError(f"-o {args.output} must be a folder when the input is a folder")
+    if args.output.resolve().is_relative_to(folder.resolve()):
+        raise ValueError(f"-o {args.output} lies inside the input folder {folder}: choose a folder outside it")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and (p.suffix.lower() in SCAN_SUFFIXES or is_dicom(p)))
+    if not files:
+        raise ValueError(f"no supported files ({', '.join(SCAN_SUFFIXES)}) in {folder}")
+    cache: list = []
+
+    def denoiser():
+        if not cache:
+            cache.append(make(args.method, **options))
+        return cache[0]
+
+    done = skipped = 0
+    frames = 0
+    seconds = 0.0
+    failed: list[str] = []
+    for path in tqdm(files, desc="files", unit="file"):
+        suffix = args.format or (".png" if path.suffix.lower() in (".jpg", ".jpeg") else path.suffix.lower() or ".dcm")
+        target = (args.output / path.relative_to(folder)).with_suffix(suffix if suffix.startswith(".") else "." + suffix)
+        if target.exists() and not args.overwrite:
+            skipped += 1
+            continue
+        try:
+            n, s = _denoise_file(args, denoiser, path, target, None)
+        except (ValueError, OSError) as err:
+            failed.append(f"{path}: {' '.join(str(err).split())}")
+            continue
+        done, frames, seconds = done + 1, frames + n, seconds + s
+    print(f"denoised {done} file(s), {frames} frames by {args.method} in {seconds:.1f} s "
+          f"({frames / max(seconds, 1e-9):.1f} frames/s); skipped {skipped} existing, {len(failed)} failed -> {args.output}")
+    if failed:
+        raise ValueError(f"{len(failed)} file(s) failed: " + "; ".join(failed))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,14 @@ No reference, on regions of interest built with :func:`disk_mask`, :func:`ring_m
 * :func:`snr` — speckle SNR mu / sigma, :func:`enl` — equivalent number of looks mu^2 / sigma^2,
 * :func:`sharpness` — mean Tenengrad per pixel of the whole image.
 
+No reference, for real frames (input y and output x of a denoiser, inside a mask M):
+
+* :func:`speckle_suppression` — median over homogeneous windows of std(y) / std(x),
+* :func:`structure_leakage` — correlation of the residual's local variance with the input's
+  edge strength (a pure despeckler leaves a residual unrelated to anatomy: about 0),
+* :func:`brightness_bias` — |mean(x) - mean(y)| over M,
+* :func:`temporal_stability` — frame-to-frame change of the output relative to the input's.
+
 Standard deviations are population ones (``ddof = 0``). Zero denominators (constant regions)
 follow one rule: a ratio n / 0 is ``inf`` when n > 0 and ``0.0`` when n = 0, so a perfectly flat
 region ranks as infinitely smooth and two identical flat regions have no contrast.
@@ -26,6 +34,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.ndimage as ndi
 import skimage.metrics
 
 from usprior.validation import check_image, check_positive, check_shape
@@ -240,3 +249,94 @@ def sharpness(image: object) -> float:
     if min(img.shape) < 3:
         raise ValueError(f"sharpness needs an image of at least 3 x 3, got shape {img.shape}")
     return float(tenengrad(img[None])[0]) / ((img.shape[0] - 2) * (img.shape[1] - 2))
+
+
+# --- no reference, for real frames ------------------------------------------------------------
+
+HOMOGENEOUS_WINDOW = 11
+HOMOGENEOUS_FRACTION = 0.3
+
+
+def _pair_in_mask(noisy: object, denoised: object, mask: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y, x = _image_pair(noisy, denoised)
+    _region(y, mask, "mask")
+    return y, x, mask
+
+
+def edge_strength(image: np.ndarray, smooth: float = 2.0) -> np.ndarray:
+    """Gradient magnitude (Sobel) of the image smoothed by a Gaussian of ``smooth`` px: (H, W).
+
+    The smoothing keeps speckle grains from counting as edges."""
+    g = ndi.gaussian_filter(np.asarray(image, np.float64), smooth, mode="reflect")
+    return np.hypot(ndi.sobel(g, axis=0, mode="reflect"), ndi.sobel(g, axis=1, mode="reflect"))
+
+
+def _local_std(image: np.ndarray, size: int) -> np.ndarray:
+    mean = ndi.uniform_filter(image, size, mode="reflect")
+    return np.sqrt(np.maximum(ndi.uniform_filter(image**2, size, mode="reflect") - mean**2, 0.0))
+
+
+def homogeneous_windows(noisy: object, mask: np.ndarray, size: int = HOMOGENEOUS_WINDOW,
+                        fraction: float = HOMOGENEOUS_FRACTION) -> np.ndarray:
+    """Centres (K, 2) of the ``size`` x ``size`` windows inside ``mask`` (on a grid of half a
+    window) whose mean edge strength is in the lowest ``fraction`` of them: speckle without anatomy."""
+    y = _as_image(noisy, "noisy")
+    _region(y, mask, "mask")
+    half = size // 2
+    inside = ndi.binary_erosion(mask, structure=np.ones((size, size), bool))
+    rows, cols = np.meshgrid(np.arange(half, y.shape[0] - half, max(half, 1)),
+                             np.arange(half, y.shape[1] - half, max(half, 1)), indexing="ij")
+    centres = np.stack([rows.ravel(), cols.ravel()], axis=1)
+    centres = centres[inside[centres[:, 0], centres[:, 1]]]
+    if len(centres) == 0:
+        raise ValueError(f"the mask holds no {size}x{size} window")
+    edges = ndi.uniform_filter(edge_strength(y), size, mode="reflect")[centres[:, 0], centres[:, 1]]
+    keep = edges <= np.quantile(edges, fraction)
+    return centres[keep]
+
+
+def speckle_suppression(noisy: object, denoised: object, mask: np.ndarray, size: int = HOMOGENEOUS_WINDOW) -> float:
+    """Median over :func:`homogeneous_windows` of std(noisy) / std(denoised) in each window.
+
+    1 means nothing was removed; a flat output in every window gives ``inf``.
+    """
+    y, x, mask = _pair_in_mask(noisy, denoised, mask)
+    centres = homogeneous_windows(y, mask, size)
+    sy = _local_std(y, size)[centres[:, 0], centres[:, 1]]
+    sx = _local_std(x, size)[centres[:, 0], centres[:, 1]]
+    return float(np.median([_ratio(a, b) for a, b in zip(sy, sx)]))
+
+
+def structure_leakage(noisy: object, denoised: object, mask: np.ndarray, size: int = 7) -> float:
+    """Pearson correlation over ``mask`` between the local variance (``size`` x ``size``) of the
+    residual noisy - denoised and :func:`edge_strength` of the noisy image, in [-1, 1].
+
+    Near 0: the residual is unrelated to anatomy (speckle only); near 1: edges were removed.
+    A zero residual (identity) gives 0.
+    """
+    y, x, mask = _pair_in_mask(noisy, denoised, mask)
+    var = _local_std(y - x, size)[mask] ** 2
+    edges = edge_strength(y)[mask]
+    if var.std() == 0 or edges.std() == 0:
+        return 0.0
+    return float(np.corrcoef(var, edges)[0, 1])
+
+
+def brightness_bias(noisy: object, denoised: object, mask: np.ndarray) -> float:
+    """|mean(denoised) - mean(noisy)| over ``mask``."""
+    y, x, mask = _pair_in_mask(noisy, denoised, mask)
+    return float(abs(x[mask].mean() - y[mask].mean()))
+
+
+def temporal_stability(noisy: np.ndarray, denoised: np.ndarray, mask: np.ndarray) -> float:
+    """mean |x[t+1] - x[t]| / mean |y[t+1] - y[t]| over ``mask`` of two stacks (T >= 2, H, W).
+
+    1: the output flickers as much as the input; below 1: steadier.
+    """
+    y, x = np.asarray(noisy, np.float64), np.asarray(denoised, np.float64)
+    if y.ndim != 3 or y.shape != x.shape or len(y) < 2:
+        raise ValueError(f"need two stacks (T >= 2, H, W) of one shape, got {y.shape} and {x.shape}")
+    _region(y[0], mask, "mask")
+    dy = np.abs(np.diff(y, axis=0))[:, mask].mean()
+    dx = np.abs(np.diff(x, axis=0))[:, mask].mean()
+    return _ratio(dx, dy)
