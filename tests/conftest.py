@@ -6,6 +6,8 @@ import jax
 import numpy as np
 import pytest
 
+from usprior.denoisers import base as denoiser_base
+
 from usprior.priors.flow import FlowPrior, init_prior, save_prior
 from usprior.priors.glow import GlowConfig
 
@@ -43,3 +45,12 @@ def smooth_image():
     """A smooth 40x52 test image in [0.1, 0.9] (odd-ish, non-square)."""
     yy, xx = np.mgrid[0:40, 0:52]
     return (0.5 + 0.4 * np.sin(yy / 7.0) * np.cos(xx / 9.0)).astype(np.float32)
+
+
+@pytest.fixture
+def registry():
+    """Restore the denoiser registry after a test that registers its own denoisers."""
+    saved = dict(denoiser_base._REGISTRY)
+    yield
+    denoiser_base._REGISTRY.clear()
+    denoiser_base._REGISTRY.update(saved)

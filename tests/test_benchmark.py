@@ -10,7 +10,7 @@ import skimage.io
 from scipy.ndimage import uniform_filter
 
 from usprior.cli import main
-from usprior.denoisers import base, function_factory, register_denoiser
+from usprior.denoisers import function_factory, register_denoiser
 from usprior.eval import benchmark, metrics
 from usprior.physics import simulate
 
@@ -27,15 +27,6 @@ def identity(image: np.ndarray) -> np.ndarray:
 
 def box(image: np.ndarray, size: int = 3) -> np.ndarray:
     return uniform_filter(image, size=size, mode="reflect")
-
-
-@pytest.fixture
-def registry():
-    """Restore the denoiser registry after the test."""
-    saved = dict(base._REGISTRY)
-    yield
-    base._REGISTRY.clear()
-    base._REGISTRY.update(saved)
 
 
 @pytest.fixture

@@ -14,19 +14,11 @@ import usprior
 from usprior.amortized.checkpoint import save_model
 from usprior.amortized.ffdnet import FFDNetConfig, init_ffdnet
 from usprior.cli import main
-from usprior.denoisers import Denoiser, base, denoiser_names, denoiser_options, make_denoiser
+from usprior.denoisers import Denoiser, denoiser_names, denoiser_options, make_denoiser
 
 import jax
 
 CLASSICAL = ("nlm", "tv", "bm3d", "lee", "kuan", "frost", "srad", "obnlm", "wnnm")
-
-
-@pytest.fixture
-def registry():
-    saved = dict(base._REGISTRY)
-    yield
-    base._REGISTRY.clear()
-    base._REGISTRY.update(saved)
 
 
 def frames(t: int = 2, shape: tuple[int, int] = (36, 40), seed: int = 0) -> np.ndarray:

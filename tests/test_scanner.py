@@ -16,7 +16,7 @@ import skimage.io
 
 import usprior
 from usprior.cli import main
-from usprior.denoisers import base, function_factory, register_denoiser
+from usprior.denoisers import function_factory, register_denoiser
 from usprior.io.dicom import read_dicom
 from usprior.io.examples import example_path
 from usprior.io.scans import read_scan
@@ -25,17 +25,9 @@ from usprior.scanner.mask import bmode_mask, gray_pixels
 
 
 @pytest.fixture
-def identity(registry_restored):
+def identity(registry):
     register_denoiser("identity_test", function_factory(lambda image: image))
     return "identity_test"
-
-
-@pytest.fixture
-def registry_restored():
-    saved = dict(base._REGISTRY)
-    yield
-    base._REGISTRY.clear()
-    base._REGISTRY.update(saved)
 
 
 def speckle_std(frames: np.ndarray, mask: np.ndarray) -> float:
