@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from usprior.solvers.engine import patch_problem, solve_chunks
+from usprior.solvers.engine import patch_problem, patch_sharding, replicate, solve_chunks
 from usprior.solvers.patches import PatchGrid, stitch_patches
 from usprior.validation import check_image, check_int, check_positive, check_real, check_unit
 
@@ -182,7 +182,8 @@ def map_denoise(
     The patch engine (:mod:`usprior.solvers.engine`) cuts the reflect-padded image every
     ``cfg.stride`` px, solves ceil(N / cfg.chunk) balanced chunks of at most ``cfg.chunk``
     patches with :func:`solve_patches` (one compilation per image size) and stitches them with
-    Hann weights. ``z0`` (N, P, P, C) warm-starts the latents, e.g. from the previous frame's
+    Hann weights; with several local devices each chunk is split over all of them. ``z0``
+    (N, P, P, C) warm-starts the latents, e.g. from the previous frame's
     :attr:`MAPResult.z` of the same image size; otherwise each patch starts at f(clip(g * y)).
     """
     p, _, c = prior.event_shape
@@ -192,7 +193,8 @@ def map_denoise(
     problem = patch_problem(image, p, cfg.stride, cfg.init_blur)
     if z0 is not None and tuple(z0.shape) != tuple(problem.y.shape):
         raise ValueError(f"warm-start latents have shape {tuple(z0.shape)}, expected {tuple(problem.y.shape)}")
-    lam_arr = jnp.asarray(lam, jnp.float32)
+    sharding = patch_sharding()  # every local device solves a share of each chunk
+    prior, likelihood, lam_arr = replicate((prior, likelihood, jnp.asarray(lam, jnp.float32)), sharding)
 
     def solve(y: Array, start: Array) -> tuple[Array, Array, Array]:
         z_start = encode_start(prior, start) if z0 is None else jnp.asarray(start, jnp.float32)
@@ -200,6 +202,6 @@ def map_denoise(
         return res.z, res.x, res.objective
 
     starts = problem.start if z0 is None else z0
-    z, x, traces = solve_chunks(solve, (problem.y, starts), cfg.chunk, progress, desc="MAP chunks")
+    z, x, traces = solve_chunks(solve, (problem.y, starts), cfg.chunk, progress, desc="MAP chunks", sharding=sharding)
     out = stitch_patches(x[..., 0], problem.grid)
     return MAPResult(image=np.asarray(out), z=np.asarray(z), objective=np.asarray(traces.mean(axis=0)), grid=problem.grid)

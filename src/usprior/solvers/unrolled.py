@@ -52,7 +52,7 @@ import optax
 from flax import struct
 from flax.training import train_state
 
-from usprior.solvers.engine import patch_problem, solve_chunks
+from usprior.solvers.engine import patch_problem, patch_sharding, replicate, solve_chunks
 from usprior.solvers.map import DataFidelity, LatentPrior, encode_start, latent_objective
 from usprior.solvers.patches import stitch_patches
 from usprior.validation import as_float_image, check_int, check_nonnegative, check_positive
@@ -205,8 +205,11 @@ def unrolled_denoise(
     image = as_float_image(image, min_size=p)
     problem = patch_problem(image, p, check_int(stride, "stride"), config.init_blur)
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
+    sharding = patch_sharding()  # every local device solves a share of each chunk
+    params, prior, likelihood = replicate((params, prior, likelihood), sharding)
     (x,) = solve_chunks(
-        lambda y, start: _denoise_chunk(params, config, prior, likelihood, y, start), (problem.y, problem.start), chunk
+        lambda y, start: _denoise_chunk(params, config, prior, likelihood, y, start),
+        (problem.y, problem.start), chunk, sharding=sharding,
     )
     return np.asarray(stitch_patches(x[..., 0], problem.grid), np.float32)
 

@@ -1,0 +1,45 @@
+"""The patch batch split over several devices gives the single-device result.
+
+Runs in a subprocess with ``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (four CPU
+devices; the flag must be set before JAX starts), against this process's single device."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+
+import usprior
+from usprior.solvers.engine import balanced_chunk_size, patch_sharding
+
+SCRIPT = """
+import sys, numpy as np, jax, usprior
+assert jax.device_count() == 4, jax.devices()
+y = np.load(sys.argv[1])
+np.savez(sys.argv[2], map=usprior.denoise(y, method="map", steps=4, sigma=0.1, stride=8, chunk=40),
+         unrolled=usprior.denoise(y, method="unrolled", stride=8, chunk=40))
+"""
+
+
+def test_sharded_equals_unsharded(tmp_path):
+    assert jax.device_count() == 1 and patch_sharding() is None
+    yy, xx = np.mgrid[0:44, 0:50]
+    noisy = np.clip(0.5 + 0.3 * np.sin(yy / 5.0) * np.cos(xx / 7.0)
+                    + 0.1 * np.random.default_rng(0).standard_normal((44, 50)), 0, 1).astype(np.float32)
+    np.save(tmp_path / "y.npy", noisy)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "y.npy"), str(tmp_path / "out.npz")],
+                   check=True, env=env, timeout=600)
+    sharded = np.load(tmp_path / "out.npz")
+    np.testing.assert_array_equal(sharded["map"], usprior.denoise(noisy, method="map", steps=4, sigma=0.1, stride=8, chunk=40))
+    # unrolled: chunks padded to a multiple of 4 compile to other shapes: equal to float rounding
+    np.testing.assert_allclose(sharded["unrolled"], usprior.denoise(noisy, method="unrolled", stride=8, chunk=40), atol=1e-5)
+
+
+def test_chunks_are_padded_to_a_multiple_of_the_devices():
+    assert balanced_chunk_size(289, 256) == (2, 145)
+    assert balanced_chunk_size(289, 256, multiple=4) == (2, 148)
+    assert balanced_chunk_size(3, 256, multiple=4) == (1, 4)
