@@ -45,7 +45,6 @@ def test_same_call_same_output(tiny_checkpoint):
         (np.zeros((5, 20)), "smaller than the 8x8 patch"),
         (np.array([["a"] * 20] * 20), "numeric"),
         (np.ones((20, 20), dtype=bool), "numeric"),
-        (np.full((20, 20), 1.5), r"must lie in \[0, 1\]"),
         (-np.ones((20, 20), dtype=np.int16), "negative"),
     ],
 )
@@ -73,3 +72,20 @@ def test_bad_parameters(tiny_checkpoint, kwargs, error, match):
 def test_missing_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError):
         usprior.denoise(np.full((40, 40), 0.5), sigma=0.1, checkpoint=tmp_path / "missing")
+
+
+def test_gaussian_map_takes_the_observation_unclipped(tiny_checkpoint):
+    """Gaussian noise pushes an observation below 0 and above 1; MAP models it as it comes (the
+    output is clipped to [0, 1]); the speckle likelihoods need non-negative data and say so."""
+    rng = np.random.default_rng(3)
+    clean = np.clip(0.5 + 0.45 * np.sin(np.mgrid[0:24, 0:28][1] / 4.0), 0, 1)
+    raw = clean + 0.2 * rng.standard_normal(clean.shape)
+    assert raw.min() < 0 and raw.max() > 1
+    out = run(raw, tiny_checkpoint, sigma=0.2)
+    assert out.min() >= 0 and out.max() <= 1 and np.all(np.isfinite(out))
+    assert not np.array_equal(out, run(np.clip(raw, 0, 1), tiny_checkpoint, sigma=0.2))
+    with pytest.raises(ValueError, match=r"must lie in >= 0.*the log_speckle likelihood models non-negative intensities"):
+        run(raw, tiny_checkpoint, sigma=0.2, likelihood="log_speckle")
+    np.testing.assert_array_equal(run(raw + 1.0, tiny_checkpoint, sigma=0.2, likelihood="gamma").shape, raw.shape)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        usprior.denoise(raw, method="nlm")  # the baselines work on display images

@@ -5,7 +5,9 @@ simulators, the configs' ``__post_init__``) validates through these helpers, onc
 
 Image conventions follow scikit-image, with one safeguard for integer arrays:
 
-* float images must lie in [0, 1];
+* float images must lie in [0, 1], except where the method models values outside it (MAP with
+  the Gaussian likelihood takes the observation as it comes: noise pushes it below 0 and above 1,
+  and clipping it would bias every dark region);
 * ``uint8`` / ``uint16`` images are divided by their dtype maximum (255, 65535);
 * any other integer dtype (``int64`` from ``(img * 255).astype(int)``, ``int32``, ``uint32``, ...)
   holds 8-bit data if its values lie in [0, 255] and 16-bit data if they lie in [0, 65535], and
@@ -68,31 +70,42 @@ def integer_scale(arr: np.ndarray, name: str = "image") -> int:
     )
 
 
-def as_float_image(image: object, min_size: int = 32, name: str = "image") -> np.ndarray:
-    """Validate a 2-D grayscale image and return it as float32 in [0, 1], shape (H, W).
+def as_float_image(
+    image: object, min_size: int = 32, name: str = "image", bounds: tuple[float | None, float | None] = (0.0, 1.0),
+    why: str = "",
+) -> np.ndarray:
+    """Validate a 2-D grayscale image and return it as float32, shape (H, W).
 
     On top of :func:`check_image`, raises ``ValueError`` for a side shorter than ``min_size``
     (the patch size), integer values that fit no 8- or 16-bit range (:func:`integer_scale`) and
-    float values outside [0, 1].
+    float values outside ``bounds`` (default [0, 1]; None: unbounded on that side; ``why`` is
+    appended to the message).
     """
     arr = check_image(image, name)
     if min(arr.shape) < min_size:
         raise ValueError(f"{name} of shape {arr.shape} is smaller than the {min_size}x{min_size} patch size")
     if np.issubdtype(arr.dtype, np.integer):
         return (arr.astype(np.float64) / integer_scale(arr, name)).astype(np.float32)
+    low, high = bounds
     lo, hi = float(arr.min()), float(arr.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ValueError(
-            f"float {name} must lie in [0, 1], got range [{lo:.4g}, {hi:.4g}]; "
-            "rescale it (e.g. skimage.exposure.rescale_intensity) or clip it first"
-        )
+    if (low is not None and lo < low) or (high is not None and hi > high):
+        if bounds == (0.0, 1.0):
+            hint = "; rescale it (e.g. skimage.exposure.rescale_intensity) or clip it first"
+        else:
+            hint = f" ({why})" if why else ""
+        span = "[0, 1]" if bounds == (0.0, 1.0) else (f">= {low:g}" if high is None else f"<= {high:g}")
+        raise ValueError(f"float {name} must lie in {span}, got range [{lo:.4g}, {hi:.4g}]{hint}")
     return arr.astype(np.float32)
 
 
-def as_float_frames(frames: object, min_size: int = 32, name: str = "image") -> np.ndarray:
-    """Validate one image (H, W) or a stack of frames (T, H, W) (cine); float32 (T, H, W) in [0, 1].
+def as_float_frames(
+    frames: object, min_size: int = 32, name: str = "image", bounds: tuple[float | None, float | None] = (0.0, 1.0),
+    why: str = "",
+) -> np.ndarray:
+    """Validate one image (H, W) or a stack of frames (T, H, W) (cine); float32 (T, H, W).
 
-    (H, W, 1) is one grayscale image. Every frame goes through :func:`as_float_image`; an integer
+    (H, W, 1) is one grayscale image. Every frame goes through :func:`as_float_image` (float
+    values within ``bounds``, default [0, 1]; integers always map into [0, 1]); an integer
     stack is scaled once, by the bit depth of the whole stack. A 3-D array whose last axis has
     2, 3 or 4 entries is refused as a colour (or gray + alpha) image.
     """
@@ -100,7 +113,7 @@ def as_float_frames(frames: object, min_size: int = 32, name: str = "image") -> 
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim == 2:
-        return as_float_image(arr, min_size, name)[None]
+        return as_float_image(arr, min_size, name, bounds, why)[None]
     if arr.ndim == 3 and arr.shape[-1] in (2, 3, 4):
         raise ValueError(
             f"{name} of shape {arr.shape} looks like a colour image (or gray + alpha): convert it with "
@@ -113,7 +126,7 @@ def as_float_frames(frames: object, min_size: int = 32, name: str = "image") -> 
     if np.issubdtype(arr.dtype, np.integer) and arr.dtype not in (np.uint8, np.uint16):
         check_image(arr[0], f"{name} frame 0")  # the dtype check, before the scale of the stack
         arr = (arr.astype(np.float64) / integer_scale(arr, name)).astype(np.float32)
-    return np.stack([as_float_image(f, min_size, f"{name} frame {t}") for t, f in enumerate(arr)])
+    return np.stack([as_float_image(f, min_size, f"{name} frame {t}", bounds, why) for t, f in enumerate(arr)])
 
 
 def check_real(

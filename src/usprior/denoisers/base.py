@@ -1,8 +1,9 @@
 """The one denoiser interface and the one registry of denoisers.
 
 A **denoiser** is an object called as ``den(frames, *, sigma=None)`` on a cine stack or a single
-frame as (T, H, W) float32 in [0, 1] (integers are rescaled, :mod:`usprior.validation`), returning
-float32 (T, H, W) in [0, 1]. ``sigma`` is the noise level at call time: a number, a per-pixel
+frame as (T, H, W) float32 in [0, 1] (integers are rescaled, :mod:`usprior.validation`; a method
+whose model allows other values says so in :attr:`Denoiser.input_bounds`), returning float32
+(T, H, W) in [0, 1]. ``sigma`` is the noise level at call time: a number, a per-pixel
 map of the frames' shape ((H, W) or (T, H, W)) for denoisers that take one (FFDNet), or None for
 the denoiser's own default (an estimate, a checkpoint's training median, a fixed value).
 Everything else is an *option*, given as keywords when the denoiser is built and validated then.
@@ -50,6 +51,12 @@ class Denoiser(abc.ABC):
     def name(self) -> str:
         return type(self).__name__
 
+    @property
+    def input_bounds(self) -> tuple[tuple[float | None, float | None], str]:
+        """The range float frames must lie in, and why (default [0, 1]); the output is always
+        clipped to [0, 1]."""
+        return (0.0, 1.0), ""
+
     def __call__(self, frames: object, *, sigma: object = None) -> np.ndarray:
         """Denoise ``frames`` (T, H, W); float32 (T, H, W) in [0, 1] (see the module docstring)."""
         arr = np.asarray(frames)
@@ -60,7 +67,8 @@ class Denoiser(abc.ABC):
                 f"a denoiser takes frames (T, H, W), got shape {arr.shape}: pass image[None] for one "
                 "image, or call usprior.denoise"
             )
-        x = as_float_frames(arr, min_size=self.min_size, name="frames")
+        bounds, why = self.input_bounds
+        x = as_float_frames(arr, min_size=self.min_size, name="frames", bounds=bounds, why=why)
         out = np.asarray(self.denoise_frames(x, self._check_sigma(sigma, x.shape)), dtype=np.float32)
         if out.shape != x.shape:
             raise RuntimeError(f"{self.name} returned shape {out.shape} for frames of shape {x.shape}")

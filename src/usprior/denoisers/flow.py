@@ -71,6 +71,12 @@ class MAPDenoiser(Denoiser):
     def min_size(self) -> int:
         return self.prior.config.patch
 
+    @property
+    def input_bounds(self) -> tuple[tuple[float | None, float | None], str]:
+        """Gaussian: any finite value (the observation as it comes, unclipped); the speckle
+        likelihoods model non-negative intensities."""
+        return _likelihood_bounds(self.likelihood)
+
     def nonfinite_hint(self) -> str:
         return ": the prior checkpoint may be damaged, or sigma / lam are far too small for this image"
 
@@ -112,6 +118,10 @@ class UnrolledDenoiser(Denoiser):
     def min_size(self) -> int:
         return self.prior.config.patch
 
+    @property
+    def input_bounds(self) -> tuple[tuple[float | None, float | None], str]:
+        return _likelihood_bounds(self.likelihood)
+
     def nonfinite_hint(self) -> str:
         return f": the checkpoint {self.model.directory} or its prior may be damaged"
 
@@ -126,6 +136,13 @@ class UnrolledDenoiser(Denoiser):
         return np.stack(
             [unrolled_denoise(params, self.model.config, f, self.prior, lik, self.stride, self.chunk) for f in frames]
         )
+
+
+def _likelihood_bounds(likelihood: str | Likelihood) -> tuple[tuple[float | None, float | None], str]:
+    name = likelihood if isinstance(likelihood, str) else getattr(likelihood, "name", "")
+    if name == "gaussian":
+        return (None, None), ""
+    return (0.0, None), f"the {name} likelihood models non-negative intensities"
 
 
 def _unrolled_prior(model: AmortizedCheckpoint) -> FlowPrior:

@@ -55,7 +55,7 @@ from flax.training import train_state
 from usprior.solvers.engine import patch_problem, patch_sharding, replicate, solve_chunks
 from usprior.solvers.map import DataFidelity, LatentPrior, encode_start, latent_objective
 from usprior.solvers.patches import stitch_patches
-from usprior.validation import as_float_image, check_int, check_nonnegative, check_positive
+from usprior.validation import check_image, check_int, check_nonnegative, check_positive
 
 Array = jax.Array
 Params = dict[str, Array]
@@ -189,20 +189,21 @@ def unrolled_denoise(
     stride: int = 16,
     chunk: int = 256,
 ) -> np.ndarray:
-    """Denoise a grayscale image (H, W) in [0, 1] (integer images are rescaled); float32 (H, W).
+    """Denoise a finite grayscale image (H, W), float32 (H, W) (not clipped; like
+    :func:`usprior.solvers.map.map_denoise`, the observation is taken as it comes).
 
     The patch engine of :func:`usprior.solvers.map.map_denoise` (:mod:`usprior.solvers.engine`):
     patches every ``stride`` px, the start latents of the Gaussian-smoothed image, balanced chunks
     of at most ``chunk`` patches (one compilation per image size), Hann-weighted stitching; the
-    per-chunk step is :func:`unrolled_patches`. Bad images (not 2-D, NaN / inf, outside [0, 1],
-    smaller than a patch) raise ``ValueError``.
+    per-chunk step is :func:`unrolled_patches`. Bad images (not 2-D, NaN / inf, smaller than a
+    patch) raise ``ValueError``.
     """
     p, _, c = prior.event_shape
     if c != 1:
         raise ValueError(f"unrolled_denoise handles grayscale images; the prior has {c} channels")
     chunk = check_int(chunk, "chunk")
     _check_params(params, config)
-    image = as_float_image(image, min_size=p)
+    image = check_image(image).astype(np.float32)
     problem = patch_problem(image, p, check_int(stride, "stride"), config.init_blur)
     params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), params)
     sharding = patch_sharding()  # every local device solves a share of each chunk
