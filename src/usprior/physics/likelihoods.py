@@ -26,25 +26,25 @@ Conventions shared by all models:
   for ``x`` in [0, 1], including exactly 0. Below the floor the scale is
   constant, so its contribution to the gradient is zero there.
 * **Noise estimation.** ``from_image(y)`` estimates the noise parameter from a
-  noisy 2-D image with :func:`skimage.restoration.estimate_sigma` (the
-  Donoho & Johnstone wavelet median-absolute-deviation estimate of an additive
-  Gaussian std, here called ``s_hat``) and converts it with the model's
-  variance formula. ``s_hat`` is clamped from below at ``1e-3``, about the
-  quantisation noise of an 8-bit image (``1 / (255 sqrt(12))``), so a noise-free
-  image gives a sharp but non-degenerate model (MAP then stays close to ``y``).
+  noisy 2-D image with :func:`usprior.physics.noise.estimate_noise`: the
+  wavelet MAD estimate for white noise, the std in homogeneous windows for
+  correlated speckle (``s_hat``, with the intensity ``level`` of those windows),
+  converted with the model's variance formula. ``s_hat`` is clamped from below
+  at ``1e-3``, about the quantisation noise of an 8-bit image
+  (``1 / (255 sqrt(12))``), so a noise-free image gives a sharp but
+  non-degenerate model (MAP then stays close to ``y``).
 """
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar, Protocol, Self, runtime_checkable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
-from skimage.restoration import estimate_sigma
 
+from usprior.physics.noise import NoiseEstimate, estimate_noise
 from usprior.validation import check_nonnegative, check_positive
 
 __all__ = [
@@ -61,7 +61,6 @@ __all__ = [
 EPS: float = 1e-3
 """Floor applied to ``x`` wherever a model divides by ``x`` or takes ``log x``."""
 
-_MIN_NOISE_STD = 1e-3
 
 
 @runtime_checkable
@@ -95,15 +94,9 @@ def _as_image(y: np.ndarray) -> np.ndarray:
     return y
 
 
-def _noise_std(y: np.ndarray) -> float:
-    """Wavelet MAD estimate ``s_hat`` of an additive Gaussian noise std in a 2-D image, >= 1e-3.
-
-    A blank (constant) image has no detail coefficients to take a median of; it gets the floor.
-    """
-    if np.ptp(y) == 0:
-        return _MIN_NOISE_STD
-    estimate = float(estimate_sigma(y))
-    return max(estimate, _MIN_NOISE_STD) if math.isfinite(estimate) else _MIN_NOISE_STD
+def _noise(y: np.ndarray) -> NoiseEstimate:
+    """:func:`usprior.physics.noise.estimate_noise` of a validated 2-D image."""
+    return estimate_noise(y)
 
 
 def _float_array(x: jax.Array) -> jax.Array:
@@ -143,7 +136,7 @@ class Gaussian:
     @classmethod
     def from_image(cls, y: np.ndarray) -> Self:
         """Estimate ``sigma = s_hat`` from a noisy image ``y`` of shape (H, W) or (H, W, 1)."""
-        return cls.from_sigma(_noise_std(_as_image(y)))
+        return cls.from_sigma(_noise(_as_image(y)).std)
 
     def nll(self, x: jax.Array, y: jax.Array) -> jax.Array:
         """Return ``sum (y - x)^2 / (2 sigma^2)`` (a scalar) for arrays of any common shape."""
@@ -197,11 +190,11 @@ class LogSpeckle:
 
     @classmethod
     def from_image(cls, y: np.ndarray, gamma: float = 0.5) -> Self:
-        """Estimate ``sigma = s_hat / sqrt(mean(max(y, EPS)^(2 gamma)))`` from a noisy image ``y``."""
-        y = _as_image(y)
+        """Estimate ``sigma = s_hat / max(level, EPS)^gamma`` from a noisy image ``y``, with
+        ``level`` the intensity of the homogeneous windows the noise was read in."""
         gamma = check_nonnegative(gamma, "gamma")
-        scale = math.sqrt(float(np.mean(np.maximum(y, EPS) ** (2.0 * gamma))))
-        return cls.from_sigma(_noise_std(y) / scale, gamma)
+        noise = _noise(_as_image(y))
+        return cls.from_sigma(noise.std / max(noise.level, EPS) ** gamma, gamma)
 
     def nll(self, x: jax.Array, y: jax.Array) -> jax.Array:
         """Return ``sum (y - x)^2 / (2 sigma^2 xc^(2 gamma)) + gamma log xc`` with ``xc = max(x, EPS)``."""
@@ -258,10 +251,10 @@ class GammaSpeckle:
 
     @classmethod
     def from_image(cls, y: np.ndarray) -> Self:
-        """Estimate ``L = 1 / r^2`` with ``r = s_hat / mean(y)`` from a noisy intensity image ``y``."""
-        y = _as_image(y)
-        mean = check_positive(float(np.mean(y)), "mean image intensity")
-        return cls.from_sigma(_noise_std(y) / mean)
+        """Estimate ``L = 1 / r^2`` with ``r = s_hat / level`` from a noisy intensity image ``y``
+        (``level``: the intensity of the homogeneous windows the noise was read in)."""
+        noise = _noise(_as_image(y))
+        return cls.from_sigma(noise.std / check_positive(noise.level, "mean image intensity"))
 
     def nll(self, x: jax.Array, y: jax.Array) -> jax.Array:
         """Return ``sum L * (log xc + y / xc)`` with ``xc = max(x, EPS)``."""
