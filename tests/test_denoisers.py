@@ -55,7 +55,7 @@ def test_map_denoiser_on_frames(tiny_checkpoint):
     ("name", "option", "valid"),
     [
         ("nlm", "lam", "h, patch_size, patch_distance"),
-        ("map", "batch", "checkpoint, likelihood, lam, steps, warm_steps, stride, chunk, progress"),
+        ("map", "batch", "checkpoint, likelihood, lam, steps, warm_steps, stride, chunk, progress, objective, global_steps"),
         ("pix2pix", "steps", "checkpoint, batch"),
     ],
 )

@@ -23,6 +23,7 @@ from usprior.denoisers import DEFAULT_LAM
 from usprior.denoisers.base import Denoiser
 from usprior.physics.likelihoods import LIKELIHOODS, Likelihood, make_likelihood
 from usprior.priors.flow import FlowPrior, load_prior
+from usprior.solvers.global_map import GlobalConfig, global_map_denoise
 from usprior.solvers.map import MAX_STEPS, MAPConfig, map_denoise
 from usprior.solvers.unrolled import unrolled_denoise
 from usprior.validation import check_int, check_positive
@@ -44,7 +45,10 @@ class MAPDenoiser(Denoiser):
     ``lam`` the weight of ||z||^2 (default :data:`DEFAULT_LAM`), ``steps`` Adam steps per patch
     (1 to 10,000), ``warm_steps`` steps of every cine frame after the first, warm-started from the
     previous frame's latents (default ``steps // 4``), ``stride`` of the patch grid, ``chunk``
-    patches per compiled batch, ``progress`` a bar over the chunks. Deterministic.
+    patches per compiled batch, ``progress`` a bar over the chunks. ``objective``: ``"latent"``
+    (independent patches, averaged) or ``"global"``: the latent estimate refined by
+    ``global_steps`` Adam steps on the image-level objective that couples every overlapping patch
+    (:mod:`usprior.solvers.global_map`, patches every 8 px). Deterministic.
     """
 
     def __init__(
@@ -58,7 +62,13 @@ class MAPDenoiser(Denoiser):
         stride: int = MAPConfig.stride,
         chunk: int = MAPConfig.chunk,
         progress: bool = False,
+        objective: str = "latent",
+        global_steps: int = GlobalConfig.steps,
     ) -> None:
+        if objective not in ("latent", "global"):
+            raise ValueError(f"objective must be 'latent' or 'global', got {objective!r}")
+        self.objective = objective
+        self.refine = GlobalConfig(steps=global_steps, chunk=chunk)
         self.prior: FlowPrior = load_prior(checkpoint)
         self.likelihood = _check_likelihood(likelihood)
         self.lam = check_positive(lam, "lam")
@@ -86,7 +96,10 @@ class MAPDenoiser(Denoiser):
         for frame in frames:
             cfg = self.cold if z is None else self.warm
             result = map_denoise(frame, self.prior, lik, self.lam, cfg, z0=z, progress=self.progress)
-            out.append(result.image)
+            image = result.image
+            if self.objective == "global":
+                image = global_map_denoise(frame, self.prior, lik, self.lam, x0=image, cfg=self.refine).image
+            out.append(image)
             z = result.z
         return np.stack(out)
 
