@@ -269,3 +269,20 @@ def test_png_screen_export_keeps_colour(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         copy.deepcopy(scan)
+
+
+def test_folder_mode_on_two_dask_workers_writes_the_same_files(tmp_path):
+    """local:2 starts two worker processes; every output equals the single-process run's."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(3):
+        np.save(folder / f"f{i}.npy", rng.uniform(0, 1, (36, 40)).astype(np.float32))
+    (folder / "echo.dcm").write_bytes(example_path("rgb_color").read_bytes())
+    assert main(["denoise", str(folder), "-o", str(tmp_path / "one"), "--method", "nlm"]) == 0
+    assert main(["denoise", str(folder), "-o", str(tmp_path / "two"), "--method", "nlm", "--dask", "local:2"]) == 0
+    for i in range(3):
+        assert (tmp_path / "one" / f"f{i}.npy").read_bytes() == (tmp_path / "two" / f"f{i}.npy").read_bytes()
+    one, two = (pydicom.dcmread(tmp_path / d / "echo.dcm") for d in ("one", "two"))
+    np.testing.assert_array_equal(one.pixel_array, two.pixel_array)
+    assert one.SOPInstanceUID != two.SOPInstanceUID  # each run derives its own instance

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "pixel; default otherwise) or a mask file (nonzero = denoise)")
     d.add_argument("--format", default=None, choices=(".dcm", ".png", ".tif", ".npy", ".gif"),
                    help="folder input: the output format (default: the input's; JPEG -> PNG)")
+    d.add_argument("--dask", default=None, metavar="local:N|ADDRESS",
+                   help="folder input: share the files out to Dask workers (local:N starts N here)")
     d.add_argument("--overwrite", action="store_true", help="replace output files that exist")
 
     b = sub.add_parser("bench", help="compare denoisers on simulated noise (tuned per level, same noisy inputs)")
@@ -112,112 +113,47 @@ def _bench(args: argparse.Namespace, argv: list[str] | None) -> None:
     print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
-def _outputs(args: argparse.Namespace, source: Path, output: Path, compare: Path | None) -> list[tuple[str, Path]]:
-    """The output paths of one input, checked against it and each other (the suffix is checked
-    with the scan, once it is read)."""
-    from usprior.io.images import check_output
-
-    outputs = [("-o", output)] + ([("--compare", compare)] if compare is not None else [])
-    for flag, path in outputs:
-        if path.resolve() == source.resolve():
-            raise ValueError(f"{flag} {path} is the input file: choose another name (the input is never overwritten)")
-        check_output(path, overwrite=args.overwrite)
-    if compare is not None and compare.resolve() == output.resolve():
-        raise ValueError("--compare and -o name the same file: give them different names")
-    return outputs
-
-
-def _mask(args: argparse.Namespace, scan):
-    """The (H, W) mask of ``--mask`` (default: auto for DICOM input, none otherwise)."""
-    from usprior.scanner.mask import bmode_mask, load_mask
-
-    choice = args.mask or ("auto" if scan.header is not None else "none")
-    if choice == "none":
-        return np.ones(scan.shape, bool)
-    if choice == "auto":
-        mask = bmode_mask(scan)
-        if not mask.any():
-            print(f"usprior: warning: no B-mode region found in {scan.source}; nothing is denoised "
-                  "(--mask none denoises every gray pixel)", file=sys.stderr)
-        return mask
-    return load_mask(choice, scan.shape)
-
-
-def _compare_scan(scan, result):
-    """A scan of [before | after] side by side (display pixels and luminance)."""
-    import dataclasses
-
-    from usprior.io.images import side_by_side
-    from usprior.io.scans import display_pixels
-
-    before = display_pixels(scan, scan.frames, scan.pixels)
-    after = display_pixels(scan, result.frames, result.pixels)
-    width_axis = 2
-    pixels = side_by_side(before, after, axis=width_axis)
-    frames = side_by_side(scan.frames, result.frames, axis=width_axis)
-    bits = scan.bits or 8
-    return dataclasses.replace(scan, pixels=pixels, frames=frames, bits=bits, header=None), pixels, frames
-
-
-def _denoise_file(args: argparse.Namespace, denoiser, source: Path, output: Path, compare: Path | None) -> tuple[int, float]:
-    """Denoise one input into its outputs; returns (frames, seconds of denoising). ``denoiser()``
-    builds (or returns the cached) denoiser, after the input and outputs passed their checks."""
-    from usprior.io.scans import check_output_suffix, read_scan, write_scan
-    from usprior.scanner.denoise import denoise_scan
-
-    outputs = _outputs(args, source, output, compare)
-    scan = read_scan(source)
-    for _, path in outputs:
-        check_output_suffix(path, scan if path == output else _compare_scan(scan, scan)[0])
-    mask = _mask(args, scan)
-    den = denoiser()
-    t0 = time.perf_counter()
-    result = denoise_scan(scan, den, mask, sigma=args.sigma)
-    seconds = time.perf_counter() - t0
-    write_scan(output, scan, result.frames, result.pixels, args.method)
-    if compare is not None:
-        both, pixels, frames = _compare_scan(scan, result)
-        write_scan(compare, both, frames, pixels, args.method)
-    return len(scan.frames), seconds
-
-
-def _make(args: argparse.Namespace):
-    from usprior.denoisers import denoiser_entry, denoiser_options, import_plugins, make_denoiser
+def _settings(args: argparse.Namespace):
+    """The :class:`usprior.scanner.files.FileSettings` of the denoise arguments (plug-ins imported,
+    the method checked: an unknown one fails before anything is read)."""
+    from usprior.denoisers import denoiser_entry, denoiser_options, import_plugins
+    from usprior.scanner.files import FileSettings
 
     import_plugins(args.plugin)
-    denoiser_entry(args.method)  # an unknown method fails before anything is read
+    denoiser_entry(args.method)
     given = {"likelihood": args.likelihood, "lam": args.lam, "steps": args.steps, "warm_steps": args.warm_steps,
              "stride": args.stride, "batch": args.batch, "checkpoint": args.checkpoint}
     options = {k: v for k, v in given.items() if v is not None}
     valid = denoiser_options(args.method)
     if args.input_is_file and (valid is None or "progress" in valid):
         options["progress"] = True
-    return make_denoiser, options
+    return FileSettings(args.method, options, args.sigma, args.mask, args.overwrite, tuple(args.plugin))
 
 
 def _denoise(args: argparse.Namespace) -> None:
+    from usprior.denoisers import make_denoiser
     from usprior.io.examples import resolve_input
+    from usprior.scanner.files import denoise_file
 
     source = resolve_input(args.input)
     args.input_is_file = not source.is_dir()
-    make, options = _make(args)
+    settings = _settings(args)
     if source.is_dir():
-        _denoise_folder(args, source, make, options)
+        _denoise_folder(args, source, settings)
         return
-    if args.format is not None:
-        raise ValueError("--format is for folder input; a single output takes the format of its suffix")
-    frames, seconds = _denoise_file(args, lambda: make(args.method, **options), source, args.output, args.compare)
+    if args.format is not None or args.dask is not None:
+        raise ValueError("--format and --dask are for folder input; a single output takes the format of its suffix")
+    frames, seconds = denoise_file(settings, lambda: make_denoiser(settings.method, **settings.options), source,
+                                   args.output, args.compare)
     print(f"denoised {source} ({frames} frame{'s' * (frames > 1)}) by {args.method} in {seconds:.1f} s "
           f"({frames / max(seconds, 1e-9):.1f} frames/s) -> {args.output}")
     if args.compare is not None:
         print(f"before/after comparison -> {args.compare}")
 
 
-def _denoise_folder(args: argparse.Namespace, folder: Path, make, options: dict) -> None:
-    """Every supported file below ``folder`` into the same relative path below ``-o``; outputs
-    that exist are skipped (resumable), a file that fails is reported and the rest go on."""
-    from tqdm.auto import tqdm
-
+def _folder_jobs(args: argparse.Namespace, folder: Path) -> tuple[list[tuple[Path, Path]], int]:
+    """(input, output) of every supported file below ``folder`` whose output is still to be made,
+    and the number of outputs that exist already (skipped: resumable)."""
     from usprior.io.dicom import is_dicom
     from usprior.io.scans import SCAN_SUFFIXES
 
@@ -230,33 +166,72 @@ def _denoise_folder(args: argparse.Namespace, folder: Path, make, options: dict)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and (p.suffix.lower() in SCAN_SUFFIXES or is_dicom(p)))
     if not files:
         raise ValueError(f"no supported files ({', '.join(SCAN_SUFFIXES)}) in {folder}")
-    cache: list = []
-
-    def denoiser():
-        if not cache:
-            cache.append(make(args.method, **options))
-        return cache[0]
-
-    done = skipped = 0
-    frames = 0
-    seconds = 0.0
-    failed: list[str] = []
-    for path in tqdm(files, desc="files", unit="file"):
+    jobs, skipped = [], 0
+    for path in files:
         suffix = args.format or (".png" if path.suffix.lower() in (".jpg", ".jpeg") else path.suffix.lower() or ".dcm")
-        target = (args.output / path.relative_to(folder)).with_suffix(suffix if suffix.startswith(".") else "." + suffix)
+        target = (args.output / path.relative_to(folder)).with_suffix(suffix)
         if target.exists() and not args.overwrite:
             skipped += 1
-            continue
-        try:
-            n, s = _denoise_file(args, denoiser, path, target, None)
-        except (ValueError, OSError) as err:
-            failed.append(f"{path}: {' '.join(str(err).split())}")
-            continue
-        done, frames, seconds = done + 1, frames + n, seconds + s
+        else:
+            jobs.append((path, target))
+    return jobs, skipped
+
+
+def _dask_client(spec: str):
+    """A Dask client: ``local:N`` starts N single-threaded worker processes here, anything else is
+    a scheduler address (start one ``dask worker`` per GPU, each with its CUDA_VISIBLE_DEVICES)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError('--dask needs Dask distributed: pip install "usprior[distributed]"') from None
+    if spec.startswith("local:"):
+        workers = int(spec.split(":", 1)[1])
+        return Client(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None))
+    return Client(spec)
+
+
+def _denoise_folder(args: argparse.Namespace, folder: Path, settings) -> None:
+    """Every supported file below ``folder`` into the same relative path below ``-o``; outputs
+    that exist are skipped (resumable), a file that fails is reported and the rest go on. With
+    ``--dask`` the files are shared out to Dask workers."""
+    from tqdm.auto import tqdm
+
+    from usprior.denoisers import make_denoiser
+    from usprior.scanner.files import denoise_file, worker_denoise_file
+
+    jobs, skipped = _folder_jobs(args, folder)
+    done, frames, seconds, failed = 0, 0, 0.0, []
+    outcomes = []
+    if args.dask is None:
+        cache: list = []
+
+        def denoiser():
+            if not cache:
+                cache.append(make_denoiser(settings.method, **settings.options))
+            return cache[0]
+
+        for path, target in tqdm(jobs, desc="files", unit="file"):
+            try:
+                outcomes.append((path, denoise_file(settings, denoiser, path, target)))
+            except (ValueError, OSError) as err:
+                outcomes.append((path, err))
+    else:
+        from distributed import as_completed
+
+        with _dask_client(args.dask) as client:
+            futures = {client.submit(worker_denoise_file, settings, path, target, pure=False): path for path, target in jobs}
+            for future in tqdm(as_completed(futures), total=len(futures), desc="files", unit="file"):
+                error = future.exception()
+                outcomes.append((futures[future], error if error is not None else future.result()))
+    for path, outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            failed.append(f"{path}: {' '.join(str(outcome).split())}")
+        else:
+            done, frames, seconds = done + 1, frames + outcome[0], seconds + outcome[1]
     print(f"denoised {done} file(s), {frames} frames by {args.method} in {seconds:.1f} s "
           f"({frames / max(seconds, 1e-9):.1f} frames/s); skipped {skipped} existing, {len(failed)} failed -> {args.output}")
     if failed:
-        raise ValueError(f"{len(failed)} file(s) failed: " + "; ".join(failed))
+        raise ValueError(f"{len(failed)} file(s) failed: " + "; ".join(sorted(failed)))
 
 
 def main(argv: list[str] | None = None) -> int:
