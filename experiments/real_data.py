@@ -80,6 +80,16 @@ def scores(scan: Scan, out_frames: np.ndarray, inside: np.ndarray, rois: dict) -
     return row
 
 
+def figure(columns: dict[str, np.ndarray], per_row: int = 4) -> np.ndarray:
+    """:func:`usprior.eval.benchmark.figure_grid` with at most ``per_row`` columns per row pair
+    (the last row padded with white tiles), so wide frames stay readable."""
+    names = list(columns)
+    blank = np.ones_like(columns[names[0]])
+    groups = [names[i : i + per_row] for i in range(0, len(names), per_row)]
+    figures = [Figure(0.0, {n: columns[n] for n in g} | {f"_{k}": blank for k in range(per_row - len(g))}) for g in groups]
+    return figure_grid(figures)
+
+
 def draw_boxes(image: np.ndarray, rois: dict) -> np.ndarray:
     out = image.copy()
     for mask in rois.values():
@@ -117,8 +127,7 @@ def run(name: str, methods: list[str], cine_frames: int, regions: dict, out_dir:
         entry["methods"][method] = row
         columns[method] = result.frames[0][box]
         print(f"{name} {method}: " + ", ".join(f"{k} {v:.3g}" for k, v in row.items()), flush=True)
-    grid = figure_grid([Figure(0.0, columns)])
-    skimage.io.imsave(out_dir / f"real_data_{name}.png", skimage.util.img_as_ubyte(grid), check_contrast=False)
+    skimage.io.imsave(out_dir / f"real_data_{name}.png", skimage.util.img_as_ubyte(figure(columns)), check_contrast=False)
     entry["figure_columns"] = list(columns)
     return entry
 
@@ -144,8 +153,8 @@ def markdown(results: dict, command: str) -> str:
             lines.append(f"| {method} | {r['suppression']:.2f} | {r['leakage']:.2f} | {r['bias']:.3f} | "
                          f"{r['gcnr']:.3f} | {r['cnr']:.2f} | {temporal} | {r['seconds_per_frame']:.2f} |")
         lines += ["", f"![{name}](real_data_{name}.png)", "",
-                  f"Columns: {', '.join(entry['figure_columns'])}; top: the mask's bounding box of frame 0 "
-                  "(ROIs drawn on the input), bottom: its central third zoomed 3x.", ""]
+                  f"Tiles, left to right and in row pairs of four: {', '.join(entry['figure_columns'])}; in each pair "
+                  "the mask's bounding box of frame 0 (ROIs drawn on the input), then its central third zoomed 3x.", ""]
     return "\n".join(lines)
 
 
