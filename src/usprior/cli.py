@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dask", default=None, metavar="local:N|ADDRESS",
                    help="folder input: share the files out to Dask workers (local:N starts N here)")
     d.add_argument("--overwrite", action="store_true", help="replace output files that exist")
+
+    a = sub.add_parser("adapt", help="adapt an FFDNet to your scanner's frames, self-supervised (no clean targets)")
+    a.add_argument("inputs", nargs="+", help="frames: DICOM / image files or example:NAME (the last ones are held out)")
+    a.add_argument("--from", dest="source", default="ffdnet_us", help="the FFDNet to start from (name or directory)")
+    a.add_argument("-o", "--output", type=Path, required=True, help="new checkpoint directory (must not exist)")
+    a.add_argument("--steps", type=int, default=200, help="optimiser steps (default 200)")
+    a.add_argument("--batch", type=int, default=8, help="crops per step")
+    a.add_argument("--crop", type=int, default=96, help="crop side in pixels")
+    a.add_argument("--learning-rate", type=float, default=1e-4)
+    a.add_argument("--cell", type=int, default=6, help="block side of the neighbour pairs (pixels >= cell / 2 apart)")
+    a.add_argument("--holdout", type=float, default=0.25, help="fraction of the frames kept out to measure (default 0.25)")
+    a.add_argument("--sigma", type=float, default=None, help="noise-map level (default: the model's sigma_median)")
+    a.add_argument("--mask", default=None, metavar="auto|none", help="crop frames to the B-mode region (default auto for DICOM)")
+    a.add_argument("--seed", type=int, default=0)
 
     b = sub.add_parser("bench", help="compare denoisers on simulated noise (tuned per level, same noisy inputs)")
     b.add_argument("--noise", default="convolutional", help="noise model (usprior.physics.simulate.NOISE_MODELS)")
@@ -234,11 +249,54 @@ def _denoise_folder(args: argparse.Namespace, folder: Path, settings) -> None:
         raise ValueError(f"{len(failed)} file(s) failed: " + "; ".join(sorted(failed)))
 
 
+def _adapt(args: argparse.Namespace) -> None:
+    """``usprior adapt``: Neighbor2Neighbor fine-tuning of an FFDNet on a scanner's own frames."""
+    import math
+
+    from usprior.amortized.adapt import adapt_ffdnet
+    from usprior.amortized.checkpoint import load_model, save_model
+    from usprior.io.examples import resolve_input
+    from usprior.io.scans import read_scan
+    from usprior.scanner.files import FileSettings, file_mask
+    from usprior.validation import check_real
+
+    holdout = check_real(args.holdout, "--holdout", low=0.0, high=1.0, strict=True)
+    if args.output.exists():
+        raise FileExistsError(f"{args.output} exists: give a new checkpoint directory")
+    model = load_model(args.source, kind="ffdnet")
+    frames = []
+    for text in args.inputs:
+        scan = read_scan(resolve_input(text))
+        mask = file_mask(FileSettings("ffdnet", mask=args.mask), scan)
+        rows, cols = np.nonzero(mask) if mask.any() else np.nonzero(np.ones(scan.shape, bool))
+        frames += [f[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] for f in scan.frames]
+    if len(frames) < 2:
+        raise ValueError("adapt needs at least 2 frames: some to train on, some held out to measure")
+    n_held = min(max(1, math.ceil(holdout * len(frames))), len(frames) - 1)
+    sigma = args.sigma if args.sigma is not None else model.inference.sigma_median
+    if sigma is None:
+        raise ValueError(f"{args.source} records no sigma_median: pass --sigma")
+    t0 = time.perf_counter()
+    result = adapt_ffdnet(model.variables, model.config, frames[:-n_held], frames[-n_held:], sigma, steps=args.steps,
+                          batch=args.batch, crop=args.crop, learning_rate=args.learning_rate, cell=args.cell, seed=args.seed)
+    seconds = time.perf_counter() - t0
+    metadata = {**model.metadata, "teacher": "self-supervised (Neighbor2Neighbor)", "adapted_from": str(args.source),
+                "adapt": {"inputs": list(args.inputs), "frames": len(frames) - n_held, "heldout_frames": n_held,
+                          "steps": args.steps, "batch": args.batch, "crop": args.crop, "cell": args.cell,
+                          "learning_rate": args.learning_rate, "sigma": sigma, "seconds": seconds,
+                          "heldout_loss_before": result.heldout_before, "heldout_loss_after": result.heldout_after}}
+    save_model(model.config, result.variables, args.output, metadata)
+    print(f"adapted {args.source} on {len(frames) - n_held} frames in {seconds:.0f} s: self-supervised loss on "
+          f"{n_held} held-out frame(s) {result.heldout_before:.5f} -> {result.heldout_after:.5f} -> {args.output}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "bench":
             _bench(args, argv)
+        elif args.command == "adapt":
+            _adapt(args)
         else:
             _denoise(args)
     except KeyboardInterrupt:
