@@ -286,3 +286,15 @@ def test_folder_mode_on_two_dask_workers_writes_the_same_files(tmp_path):
     one, two = (pydicom.dcmread(tmp_path / d / "echo.dcm") for d in ("one", "two"))
     np.testing.assert_array_equal(one.pixel_array, two.pixel_array)
     assert one.SOPInstanceUID != two.SOPInstanceUID  # each run derives its own instance
+
+
+def test_outputs_get_ordinary_file_permissions(tmp_path):
+    import os
+    import stat
+
+    assert main(["denoise", "example:rgb_color", "-o", str(tmp_path / "o.dcm"), "--method", "nlm",
+                 "--compare", str(tmp_path / "c.png")]) == 0
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("o.dcm", "c.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~mask

@@ -19,14 +19,13 @@ from __future__ import annotations
 import copy
 import importlib.util
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from usprior.io.scans import Region, Scan, luminance
+from usprior.io.scans import Region, Scan, atomic_write, luminance
 
 _LIBJPEG, _OPENJPEG = ("pylibjpeg-libjpeg", "libjpeg"), ("pylibjpeg-openjpeg", "openjpeg")
 DECODERS = {
@@ -193,14 +192,4 @@ def write_dicom(path: str | os.PathLike, scan: Scan, pixels: np.ndarray, method:
                                 "pixels outside the B-mode mask and colour pixels unchanged")
     if "SeriesDescription" in ds:
         ds.SeriesDescription = f"{ds.SeriesDescription} (usprior {method})"[:64]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".dcm")
-    os.close(handle)
-    try:
-        ds.save_as(tmp, enforce_file_format=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(Path(path), lambda tmp: ds.save_as(tmp, enforce_file_format=True))

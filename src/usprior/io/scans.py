@@ -175,12 +175,22 @@ def check_output_suffix(path: Path, scan: Scan) -> None:
         raise ValueError(f"{path}: DICOM output needs a DICOM input (its patient, study and acquisition tags)")
 
 
-def _atomic(path: Path, write: Any) -> Path:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Path, write: Any) -> Path:
+    """``write(tmp)`` to a temporary file beside ``path``, then rename it into place with the
+    permissions a plain new file would get (mkstemp makes 0600 files); on any error nothing is
+    left behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     os.close(handle)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -216,12 +226,12 @@ def write_scan(path: str | os.PathLike, scan: Scan, frames: np.ndarray, pixels: 
         return write_dicom(path, scan, pixels, method)
     shown = display_pixels(scan, frames, pixels)
     if suffix == ".png":
-        return _atomic(path, lambda tmp: skimage.io.imsave(tmp, shown[0], check_contrast=False))
+        return atomic_write(path, lambda tmp: skimage.io.imsave(tmp, shown[0], check_contrast=False))
     if suffix == ".gif":
         duration = scan.frame_time_ms or 100.0
-        return _atomic(path, lambda tmp: iio.imwrite(tmp, shown, extension=".gif", duration=duration, loop=0))
+        return atomic_write(path, lambda tmp: iio.imwrite(tmp, shown, extension=".gif", duration=duration, loop=0))
     data = pixels if scan.color else frames.astype(np.float32)
     data = data[0] if scan.single else data
     if suffix == ".npy":
-        return _atomic(path, lambda tmp: np.save(tmp, data))
-    return _atomic(path, lambda tmp: tifffile.imwrite(tmp, data, photometric="rgb" if scan.color else "minisblack"))
+        return atomic_write(path, lambda tmp: np.save(tmp, data))
+    return atomic_write(path, lambda tmp: tifffile.imwrite(tmp, data, photometric="rgb" if scan.color else "minisblack"))
