@@ -1,11 +1,12 @@
-"""Command line: ``usprior denoise IN -o OUT [...]`` and ``usprior bench [...]``.
+"""Command line: ``usprior denoise IN -o OUT [...]``, ``usprior adapt FRAMES... -o MODEL`` and ``usprior bench [...]``.
 
 ``denoise`` denoises one image or a cine stack (T, H, W) with any registered denoiser
 (``--method``; ``--plugin MODULE`` imports a module that registers more); ``bench`` runs
 :mod:`usprior.eval.benchmark` (tune every method per noise level on a tuning image, evaluate on
-test images, write JSON / Markdown / PNG).
+test images, write JSON / Markdown / PNG); ``adapt`` fine-tunes an FFDNet on a scanner's own
+frames without clean targets (:mod:`usprior.amortized.adapt`).
 
-Formats are those of :mod:`usprior.io.images`. Everything that can be checked before the work is
+Formats are those of :mod:`usprior.io.scans` (DICOM, PNG, JPEG, TIFF, NPY, GIF). Everything that can be checked before the work is
 checked first — the input decodes, the outputs have a known suffix, are no directories, sit in a
 writable folder, do not exist (``--overwrite`` replaces them) and are not the input — so a bad
 call fails in a second with one line and exit code 2, never after minutes of denoising. Ctrl-C
