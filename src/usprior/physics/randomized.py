@@ -1,0 +1,129 @@
+"""Randomised B-mode physics: training pairs that vary like real scanners do.
+
+One simulator setting (one PSF, one pixel size, one display mapping) teaches a network one
+look; real scanners differ in all of them. :func:`random_bmode_pair` draws, per sample, from
+:class:`PhysicsRanges`:
+
+* the pulse: centre frequency f0 and the axial / lateral PSF widths (Yu & Acton model,
+  :func:`usprior.physics.simulate.psf`);
+* the pixel size, through the speckle *grain*: the PSF's full width at half maximum measured in
+  pixels, 1 to 6 px on each axis (so the same anatomy is seen at many resolutions);
+* the displayed dynamic range (40-80 dB);
+* gain and offset of the display, and a depth-gain ramp (time-gain compensation);
+* a dark background: with probability ``p_sector`` the image is cut to a sector (a fan from a
+  virtual apex above the image) with black outside, as on phased / curved arrays;
+* lossy JPEG of the noisy image (quality 50-95) with probability ``p_jpeg``, as in cine exports.
+
+Gain, offset, ramp and sector apply to the noisy image and its target alike (they are display,
+not noise); JPEG only to the noisy one. The target is the speckle-free image in the same display
+mapping (:func:`usprior.physics.simulate.convolutional_speckle`), so a network learns to remove
+speckle and compression, not to change the display. Plane-wave (pymust) images are not drawn
+here (:mod:`usprior.physics.planewave` is far slower per image); mix them in from that module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from usprior.physics.simulate import convolutional_speckle
+from usprior.validation import as_float_image, check_unit
+
+FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+MAX_OVERSAMPLE = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class PhysicsRanges:
+    """The ranges every draw of :func:`random_bmode_pair` is uniform in (bounds included)."""
+
+    f0_mhz: tuple[float, float] = (2.5, 12.0)
+    sigma_axial_mm: tuple[float, float] = (0.1, 0.4)
+    sigma_lateral_mm: tuple[float, float] = (0.15, 0.6)
+    grain_px: tuple[float, float] = (1.0, 6.0)
+    dynamic_range_db: tuple[float, float] = (40.0, 80.0)
+    gain: tuple[float, float] = (0.7, 1.3)
+    offset: tuple[float, float] = (-0.1, 0.1)
+    depth_gain: tuple[float, float] = (-0.3, 0.3)
+    jpeg_quality: tuple[int, int] = (50, 95)
+    p_sector: float = 0.5
+    p_jpeg: float = 0.5
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, tuple) and not (len(value) == 2 and value[0] <= value[1]):
+                raise ValueError(f"{field.name} must be a (low, high) pair with low <= high, got {value!r}")
+        check_unit(self.p_sector, "p_sector")
+        check_unit(self.p_jpeg, "p_jpeg")
+        if self.grain_px[0] <= 0 or self.f0_mhz[0] <= 0 or self.dynamic_range_db[0] <= 0:
+            raise ValueError("grain_px, f0_mhz and dynamic_range_db must be positive")
+
+
+class RandomPair(NamedTuple):
+    """A noisy B-mode image, its speckle-free target (both (H, W) float32 in [0, 1]) and the
+    parameters drawn for it."""
+
+    noisy: np.ndarray
+    target: np.ndarray
+    params: dict[str, Any]
+
+
+def _sector(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A fan-shaped mask: rays from an apex above the image within a random half-angle."""
+    h, w = shape
+    apex_row = -rng.uniform(0.05, 0.5) * h
+    half_angle = rng.uniform(0.35, 0.75)  # radians, about 20-43 degrees
+    rows, cols = np.mgrid[0:h, 0:w] + 0.5
+    angle = np.arctan2(cols - w / 2.0, rows - apex_row)
+    return np.abs(angle) <= half_angle
+
+
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)).save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    return np.asarray(Image.open(buffer), np.float32) / 255.0
+
+
+def random_bmode_pair(clean: np.ndarray, seed: int | np.random.Generator, ranges: PhysicsRanges = PhysicsRanges()) -> RandomPair:
+    """Draw physics from ``ranges`` and simulate one (noisy, target) pair of the reflectivity
+    ``clean`` (H, W) in [0, 1] (see the module docstring). Deterministic for an integer seed."""
+    x = as_float_image(clean, min_size=8, name="clean")
+    rng = np.random.default_rng(seed)
+    u = lambda pair: float(rng.uniform(*pair))  # noqa: E731 - one uniform draw from a (low, high) range
+    f0, s_ax, s_lat = u(ranges.f0_mhz), u(ranges.sigma_axial_mm), u(ranges.sigma_lateral_mm)
+    grain = (u(ranges.grain_px), u(ranges.grain_px))
+    pixel = (FWHM_PER_SIGMA * s_ax / grain[0], FWHM_PER_SIGMA * s_lat / grain[1])
+    dr = u(ranges.dynamic_range_db)
+    wavelength = 1540.0 / f0 * 1e-3
+    # the simulator's own choice (axial fine pixel <= lambda / 8), capped at 8 where lambda / 4
+    # (its validity limit) allows: the cost grows with the square of the oversampling
+    auto, least = math.ceil(pixel[0] * 8 / wavelength - 1e-9), math.ceil(pixel[0] * 4 / wavelength - 1e-9)
+    oversample = max(1, min(auto, max(least, MAX_OVERSAMPLE)))
+    margin = max(16, x.shape[0] // 4)  # reflect-padded in depth: the envelope's periodic Hilbert
+    padded = np.pad(x, ((margin, margin), (0, 0)), mode="reflect")  # transform wraps into the margin, not the image
+    sim = convolutional_speckle(padded, pixel_size_mm=pixel, oversample=oversample, dynamic_range_db=dr, seed=rng,
+                                f0_mhz=f0, sigma_axial_mm=s_ax, sigma_lateral_mm=s_lat)
+    sim = sim._replace(noisy=sim.noisy[margin:-margin], clean=sim.clean[margin:-margin])
+    gain, offset, ramp = u(ranges.gain), u(ranges.offset), u(ranges.depth_gain)
+    depth = np.linspace(-0.5, 0.5, x.shape[0], dtype=np.float32)[:, None]
+    display = lambda image: np.clip(image * gain * (1.0 + ramp * depth) + offset, 0.0, 1.0)  # noqa: E731
+    noisy, target = display(sim.noisy), display(sim.clean)
+    sector = bool(rng.uniform() < ranges.p_sector)
+    if sector:
+        keep = _sector(x.shape, rng)
+        noisy, target = np.where(keep, noisy, 0.0), np.where(keep, target, 0.0)
+    quality = int(rng.integers(ranges.jpeg_quality[0], ranges.jpeg_quality[1] + 1)) if rng.uniform() < ranges.p_jpeg else None
+    if quality is not None:
+        noisy = _jpeg(noisy, quality)
+    params = {"f0_mhz": f0, "sigma_axial_mm": s_ax, "sigma_lateral_mm": s_lat, "grain_px": grain,
+              "pixel_size_mm": pixel, "oversample": sim.oversample, "dynamic_range_db": dr, "gain": gain,
+              "offset": offset, "depth_gain": ramp, "sector": sector, "jpeg_quality": quality}
+    return RandomPair(noisy.astype(np.float32), target.astype(np.float32), params)

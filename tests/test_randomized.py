@@ -1,0 +1,60 @@
+"""Randomised B-mode physics for training pairs: ranges, determinism, what is display and what is noise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from usprior.physics.randomized import PhysicsRanges, random_bmode_pair
+
+
+def anatomy(shape=(64, 72)):
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return (0.6 + 0.3 * np.sin(yy / 7.0) * np.cos(xx / 9.0)).astype(np.float32)
+
+
+def test_draws_are_seeded_and_within_the_ranges():
+    ranges = PhysicsRanges()
+    pairs = [random_bmode_pair(anatomy(), seed) for seed in range(6)]
+    again = random_bmode_pair(anatomy(), 3)
+    np.testing.assert_array_equal(again.noisy, pairs[3].noisy)
+    for p in pairs:
+        assert p.noisy.shape == p.target.shape == (64, 72) and p.noisy.dtype == np.float32
+        assert 0 <= p.noisy.min() and p.noisy.max() <= 1 and 0 <= p.target.min() and p.target.max() <= 1
+        for name in ("f0_mhz", "dynamic_range_db", "gain", "offset", "depth_gain"):
+            low, high = getattr(ranges, name)
+            assert low <= p.params[name] <= high
+        assert all(ranges.grain_px[0] <= g <= ranges.grain_px[1] for g in p.params["grain_px"])
+    assert len({p.params["pixel_size_mm"] for p in pairs}) == 6  # a new pixel size every draw
+
+
+def test_sector_and_jpeg():
+    always = PhysicsRanges(p_sector=1.0, p_jpeg=1.0)
+    never = PhysicsRanges(p_sector=0.0, p_jpeg=0.0)
+    p = random_bmode_pair(anatomy(), 0, always)
+    assert p.params["sector"] and p.params["jpeg_quality"] is not None
+    outside = p.target == 0
+    assert outside[0].mean() > 0.3 and np.percentile(p.noisy[outside], 95) < 0.05  # black beside the fan (JPEG rings at its edge)
+    q = random_bmode_pair(anatomy(), 0, never)
+    assert not q.params["sector"] and q.params["jpeg_quality"] is None and (q.target > 0).all()
+
+
+def test_grain_sets_the_speckle_size():
+    """The lateral autocorrelation of the speckle widens with the grain drawn."""
+    def width(grain: float) -> float:
+        ranges = PhysicsRanges(grain_px=(grain, grain), p_sector=0.0, p_jpeg=0.0, depth_gain=(0, 0), gain=(1, 1),
+                               offset=(0, 0), f0_mhz=(7, 7), sigma_axial_mm=(0.25, 0.25), sigma_lateral_mm=(0.3, 0.3))
+        p = random_bmode_pair(np.full((96, 96), 0.8, np.float32), 1, ranges)
+        r = p.noisy - p.target
+        r = r - r.mean()
+        corr = [np.mean(r[:, :-k] * r[:, k:]) / np.mean(r * r) for k in range(1, 12)]
+        return 1 + int(np.argmax(np.asarray(corr) < 0.5))
+
+    assert width(1.0) < width(3.0) < width(6.0)
+
+
+def test_bad_ranges_are_refused():
+    with pytest.raises(ValueError, match="low <= high"):
+        PhysicsRanges(gain=(1.3, 0.7))
+    with pytest.raises(ValueError, match="p_jpeg"):
+        PhysicsRanges(p_jpeg=1.5)
