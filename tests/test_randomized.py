@@ -34,7 +34,7 @@ def test_sector_and_jpeg():
     p = random_bmode_pair(anatomy(), 0, always)
     assert p.params["sector"] and p.params["jpeg_quality"] is not None
     outside = p.target == 0
-    assert outside[0].mean() > 0.3 and np.percentile(p.noisy[outside], 95) < 0.05  # black beside the fan (JPEG rings at its edge)
+    assert outside[0].mean() > 0.3 and np.median(p.noisy[outside]) < 0.02  # black beside the fan (JPEG rings at its edge)
     q = random_bmode_pair(anatomy(), 0, never)
     assert not q.params["sector"] and q.params["jpeg_quality"] is None and (q.target > 0).all()
 
