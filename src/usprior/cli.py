@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--likelihood", default=None, help="map: default gaussian; unrolled: default the trained one")
     d.add_argument("--sigma", type=float, default=None,
                    help="noise level (map: default estimated; ffdnet: the noise-map strength knob)")
-    d.add_argument("--lam", type=float, default=None, help="map: weight of ||z||^2 (default 0.375)")
+    d.add_argument("--lam", type=float, default=None, help="map: weight of ||z||^2 (default 1, calibrated)")
     d.add_argument("--steps", type=int, default=None, help="map: Adam steps per patch")
     d.add_argument("--warm-steps", type=int, default=None, help="map, cine: steps on warm-started frames")
     d.add_argument("--stride", type=int, default=None, help="map / unrolled: patch stride in pixels")

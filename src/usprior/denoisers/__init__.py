@@ -42,11 +42,12 @@ __all__ = [
     "unregister_denoiser",
 ]
 
-DEFAULT_LAM = 0.375
-"""Default weight of ||z||^2 in latent MAP: the MRI-prior paper's 0.75 sigma^2 in the form
-NLL + lam ||z||^2 (see :mod:`usprior.denoisers.flow`)."""
+DEFAULT_LAM = 1.0
+"""Default weight of ||z||^2 in latent MAP, calibrated on the sagittal validation band
+(docs/results/calibrate_map.md: best of 0.375, 1 and 2 at sigma 0.1 and 0.2, +1.5 and +3.3 dB
+over the MRI-prior paper's 0.375; see :mod:`usprior.denoisers.flow`)."""
 
-_LAM_GRID = tuple(DEFAULT_LAM * 4.0**k for k in range(5))  # 0.375 ... 96
+_LAM_GRID = tuple(0.375 * 4.0**k for k in range(5))  # the benchmark's grid: 0.375 ... 96
 _DOUBLING = (1.0, 2.0, 4.0, 8.0, 16.0)  # noise-scaled grids: white noise wants ~1, correlated speckle 4-16
 _WINDOWS = (5, 9, 17, 33)
 _CLASSICAL = "usprior.denoisers.classical:"

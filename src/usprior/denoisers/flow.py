@@ -4,7 +4,9 @@ Regularisation weight. The MAP solver minimises NLL(y | f^-1(z)) + lam ||z||^2. 
 Gaussian noise, NLL = ||y - x||^2 / (2 sigma^2), so the MRI-prior paper's form
 ||y - x||^2 + lam_p ||z||^2 with its default lam_p = 0.75 sigma^2 is the same problem with
 lam = lam_p / (2 sigma^2) = 0.375: a noise-level-free constant (lam = 0.5 is the exact
-Bayesian MAP under z ~ N(0, I)). :data:`DEFAULT_LAM` is that value.
+Bayesian MAP under z ~ N(0, I)). :data:`DEFAULT_LAM` = 1 was measured best on the sagittal
+validation band at sigma 0.1 and 0.2 alike (docs/results/calibrate_map.md), so it stays a
+constant, not a function of the noise level.
 
 ``sigma`` (call time) is the noise level of the likelihood. None: for ``"map"`` it is estimated
 from the first frame (:meth:`Likelihood.from_image`); for ``"unrolled"`` it is the trained one,
