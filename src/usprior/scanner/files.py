@@ -81,8 +81,8 @@ def denoise_file(settings: FileSettings, denoiser: Callable[[], Denoiser], sourc
     builds (or returns the cached) denoiser, after the input and the outputs passed their checks."""
     outputs = check_outputs(source, output, compare, settings.overwrite)
     scan = read_scan(source)
-    for path in outputs:
-        check_output_suffix(path, scan if path == output else compare_scan(scan, scan)[0])
+    for path in outputs:  # the comparison is no DICOM instance: it is checked as a scan without header
+        check_output_suffix(path, scan if path == output else dataclasses.replace(scan, header=None))
     mask = file_mask(settings, scan)
     den = denoiser()
     t0 = time.perf_counter()
