@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _bench_images(args: argparse.Namespace) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The tuning image and the named test images selected by the ``bench`` arguments."""
-    from usprior.io.images import READ_SUFFIXES, read_image
+    from usprior.io.images import read_image
+    from usprior.io.scans import SCAN_SUFFIXES
     from usprior.priors import data
 
     if args.images is None:
@@ -106,9 +107,9 @@ def _bench_images(args: argparse.Namespace) -> tuple[np.ndarray, dict[str, np.nd
         raise ValueError("--images needs --tune-image: a separate clean image to tune the parameters on")
     if not args.images.is_dir():
         raise FileNotFoundError(f"image folder not found: {args.images}")
-    files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in READ_SUFFIXES)
+    files = sorted(p for p in args.images.iterdir() if p.suffix.lower() in SCAN_SUFFIXES)
     if not files:
-        raise ValueError(f"no images ({', '.join(READ_SUFFIXES)}) in {args.images}")
+        raise ValueError(f"no images ({', '.join(SCAN_SUFFIXES)}) in {args.images}")
     return read_image(args.tune_image), {p.stem: read_image(p) for p in files}
 
 

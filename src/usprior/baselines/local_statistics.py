@@ -25,11 +25,11 @@ estimate when most of the image is homogeneous speckle. Every filter maps a 2-D 
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import uniform_filter
 
+from usprior.eval.metrics import local_moments
 from usprior.validation import as_float_image, check_int, check_nonnegative, check_positive, unit_image
 
-__all__ = ["estimate_cu", "frost", "frost_weights", "kuan", "lee", "local_moments"]
+__all__ = ["estimate_cu", "frost", "frost_weights", "kuan", "lee"]
 
 _TINY = 1e-12  # floor of variances and squared means in divisions (float64 data in [0, 1])
 
@@ -47,17 +47,6 @@ def _check_cu(cu: float | None, image: np.ndarray, window: int) -> float:
     if cu is None:
         return estimate_cu(image, window)
     return check_nonnegative(cu, "cu")
-
-
-def local_moments(image: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Local mean ``m`` and variance ``var = mean(y^2) - m^2`` (clamped at 0) in a ``window`` box.
-
-    ``image`` is a float (H, W) array; returns two float64 (H, W) arrays (``mode="reflect"``).
-    """
-    y = np.asarray(image, dtype=np.float64)
-    mean = uniform_filter(y, window, mode="reflect")
-    var = np.maximum(uniform_filter(y * y, window, mode="reflect") - mean * mean, 0.0)
-    return mean, var
 
 
 def estimate_cu(image: np.ndarray, window: int = 5) -> float:

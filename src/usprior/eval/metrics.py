@@ -271,9 +271,19 @@ def edge_strength(image: np.ndarray, smooth: float = 2.0) -> np.ndarray:
     return np.hypot(ndi.sobel(g, axis=0, mode="reflect"), ndi.sobel(g, axis=1, mode="reflect"))
 
 
+def local_moments(image: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Local mean ``m`` and variance ``var = mean(y^2) - m^2`` (clamped at 0) in a ``window`` box.
+
+    ``image`` is a float (H, W) array; returns two float64 (H, W) arrays (``mode="reflect"``).
+    """
+    y = np.asarray(image, dtype=np.float64)
+    mean = ndi.uniform_filter(y, window, mode="reflect")
+    var = np.maximum(ndi.uniform_filter(y * y, window, mode="reflect") - mean * mean, 0.0)
+    return mean, var
+
+
 def _local_std(image: np.ndarray, size: int) -> np.ndarray:
-    mean = ndi.uniform_filter(image, size, mode="reflect")
-    return np.sqrt(np.maximum(ndi.uniform_filter(image**2, size, mode="reflect") - mean**2, 0.0))
+    return np.sqrt(local_moments(image, size)[1])
 
 
 def homogeneous_windows(noisy: object, mask: np.ndarray, size: int = HOMOGENEOUS_WINDOW,
@@ -315,7 +325,7 @@ def structure_leakage(noisy: object, denoised: object, mask: np.ndarray, size: i
     A zero residual (identity) gives 0.
     """
     y, x, mask = _pair_in_mask(noisy, denoised, mask)
-    var = _local_std(y - x, size)[mask] ** 2
+    var = local_moments(y - x, size)[1][mask]
     edges = edge_strength(y)[mask]
     if var.std() == 0 or edges.std() == 0:
         return 0.0

@@ -13,9 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from usprior.io.scans import SCAN_SUFFIXES, read_scan
-
-READ_SUFFIXES = SCAN_SUFFIXES
+from usprior.io.scans import read_scan
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

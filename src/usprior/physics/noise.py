@@ -40,6 +40,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.ndimage as ndi
 
+from usprior.eval.metrics import local_moments
 from usprior.validation import check_image, check_int, check_real
 
 MIN_NOISE_STD = 1e-3
@@ -80,8 +81,7 @@ def estimate_noise(image: object, window: int = 15, fraction: float = 0.5) -> No
     floor = NoiseEstimate(MIN_NOISE_STD, float(y.mean()), False)
     if min(y.shape) < window or np.ptp(y) == 0:
         return floor
-    mean = ndi.uniform_filter(y, window, mode="reflect")
-    var = np.maximum(ndi.uniform_filter(y**2, window, mode="reflect") - mean**2, 0.0)
+    mean, var = local_moments(y, window)
     edges = ndi.uniform_filter(ndi.gaussian_gradient_magnitude(y, EDGE_SMOOTH, mode="reflect"), window, mode="reflect")
     rows = np.arange(half, y.shape[0] - half, max(half, 1))
     cols = np.arange(half, y.shape[1] - half, max(half, 1))

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import scipy.ndimage as ndi
 
+from usprior.eval.metrics import local_moments
 from usprior.io.scans import Scan
 
 TEXTURE_STD = 0.015
@@ -66,9 +67,7 @@ def _disk(radius: int) -> np.ndarray:
 def _tissue(frames: np.ndarray) -> np.ndarray:
     """Step 1 of the module docstring, over up to 8 evenly spaced frames: (H, W) bool."""
     pick = frames[np.unique(np.linspace(0, len(frames) - 1, min(8, len(frames))).round().astype(int))].astype(np.float64)
-    mean = ndi.uniform_filter(pick, size=(1, 5, 5), mode="reflect")
-    sq = ndi.uniform_filter(pick**2, size=(1, 5, 5), mode="reflect")
-    std = np.sqrt(np.maximum(sq - mean**2, 0.0)).mean(axis=0)
+    std = np.mean([np.sqrt(local_moments(frame, 5)[1]) for frame in pick], axis=0)
     dark = ndi.uniform_filter((pick < DARK).astype(np.float64), size=(1, 9, 9), mode="reflect").mean(axis=0)
     return (std > TEXTURE_STD) & (dark <= DARK_FRACTION)
 
