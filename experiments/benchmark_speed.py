@@ -17,7 +17,7 @@ Frames: the sagittal MNI152 'test' slice 59 resized to 600x500 with convolutiona
 speckle at 50 dB (content does not change the work done). MAP runs 100 Adam steps from the
 cold start (a warm-started cine frame runs ``warm_steps`` = 25); iterative methods skip
 batch 16 when batch 1 x 16 would exceed ``--budget`` seconds. Writes
-``<out>/speed_<device>.{json,md}``.
+``<out>/speed_<device>.{json,md}`` (``--name`` for another stem).
 
     python experiments/benchmark_speed.py                 # every method, batch 1 and 16
     python experiments/benchmark_speed.py --methods ffdnet pix2pix --repeats 20
@@ -152,6 +152,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed calls after the first (map: 1)")
     parser.add_argument("--budget", type=float, default=120.0, help="skip a batch whose estimated time exceeds this (s)")
     parser.add_argument("--out", type=Path, default=Path("docs/results"))
+    parser.add_argument("--name", default=None, help="output file stem (default speed_<cpu|gpu>)")
     parser.add_argument("--one", nargs=2, metavar=("METHOD", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -181,8 +182,9 @@ def main() -> None:
             "device": device, "jax": jax.__version__, "frame_shape": list(SHAPE)}
     tag = "gpu" if jax.default_backend() == "gpu" else "cpu"
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"speed_{tag}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    (args.out / f"speed_{tag}.md").write_text(markdown(rows, meta))
+    stem = args.name or f"speed_{tag}"
+    (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    (args.out / f"{stem}.md").write_text(markdown(rows, meta))
     print(markdown(rows, meta))
 
 

@@ -8,6 +8,16 @@ given levels; targets come from the chosen teacher (``--teacher``):
 * ``map``: the flow-prior MAP denoiser, ``usprior.denoise(y, sigma=s, lam=--lam)``;
 * ``wnnm`` / ``bm3d``: the baselines with sigma = ``--teacher-scale`` x the noise std s.
 
+``--data scanner`` replaces the one simulator by what real scanners look like
+(:mod:`usprior.amortized.scanner_pairs`): randomised B-mode physics on sagittal 'train' slices,
+the training natural images, cyst phantoms and flat images (clean targets), mixed with real
+frames of the training pool (docs/real_data.md: SonoSite frames 36-112, EPIQ, ALOKA, Philips
+OB) labelled by ``--real-teacher`` inside their B-mode masks (``--real-repeat`` copies, so the
+few real frames make about a third of every minibatch); validation: the same physics on
+the 'validation' slices plus SonoSite frames 116 and 119 (training pool, never trained on).
+``--cache FILE.npz`` keeps those pairs for the next model. ``--flat-fraction`` adds noise-free
+constant windows labelled with themselves at the other windows' noise levels (flat in, flat out).
+
 Swapping the teacher is the one ``teacher=`` argument of ``make_pairs`` (see TEACHERS).
 FFDNet is first pretrained on bundled natural images with Gaussian noise (``--pretrain-steps``),
 then fine-tuned on the ultrasound pairs (transfer), as the FFDNet ultrasound paper does.
@@ -26,6 +36,7 @@ with the command, device, time and validation scores. A JSON-lines log goes to `
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -38,6 +49,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+import usprior
 from usprior import baselines
 from usprior.priors import data
 from usprior.physics import simulate
@@ -58,6 +70,12 @@ from usprior.amortized import (
     pix2pix_train_step,
     save_model,
 )
+from usprior.amortized.scanner_pairs import concat_pairs, distilled_pairs, flat_pairs, randomized_pairs
+from usprior.io.examples import example_path
+from usprior.io.scans import read_scan
+from usprior.physics.phantoms import cyst_phantom, Lesion
+from usprior.scanner.denoise import denoise_scan
+from usprior.scanner.mask import bmode_mask, gray_pixels
 from usprior.solvers.unrolled import UnrolledConfig, create_unrolled_state, patch_start, unrolled_patches, unrolled_train_step
 from usprior.api import denoise
 from usprior.eval.benchmark import device_name
@@ -73,6 +91,75 @@ def teachers(args: argparse.Namespace) -> dict[str, Any]:
         "wnnm": lambda y, s: baselines.wnnm(y, sigma=args.teacher_scale * s),
         "bm3d": lambda y, s: baselines.bm3d(y, sigma=args.teacher_scale * s),
     }
+
+
+REAL_TRAIN = {"sonosite_cine": range(36, 113, 4), "epiq": [0], "aloka": [0], "philips_ob": [0]}
+REAL_VAL = {"sonosite_cine": [116, 119]}
+"""Real frames (example name: frame indices) of the training pool (docs/real_data.md)."""
+
+
+def anatomy(split: str, seed: int, max_images: int | None) -> list[np.ndarray]:
+    """Clean images for the randomised physics: sagittal slices of ``split`` (train: 3 draws
+    each), and for training also 160x160 crops of the training natural images, cyst phantoms
+    with random contrasts and flat images."""
+    rng = np.random.default_rng(seed)
+    slices = data.sagittal_slices(split)[:max_images]
+    if split != "train":
+        return slices * 2
+    out = slices * 3
+    for image in data.natural_images():
+        if min(image.shape) >= 160:
+            for _ in range(3):
+                r, c = rng.integers(0, image.shape[0] - 159), rng.integers(0, image.shape[1] - 159)
+                out.append(image[r : r + 160, c : c + 160])
+    for _ in range(24):
+        lesions = {f"l{i}": Lesion(float(rng.uniform(0, 1)), (float(rng.uniform(0.25, 0.75)), col), float(rng.uniform(0.05, 0.12)))
+                   for i, col in enumerate((0.2, 0.5, 0.8))}
+        out.append(cyst_phantom((160, 160), background=float(rng.uniform(0.2, 0.8)), lesions=lesions).image)
+    out += [np.full((128, 128), v, np.float32) for v in rng.uniform(0.05, 0.95, 24)]
+    return out[: None if max_images is None else 4 * max_images]
+
+
+def real_pairs(frames: dict, teacher: str, patch: int, count: int, seed: int) -> Any:
+    """Distilled pairs of the given real frames, labelled by the registered denoiser ``teacher``
+    (its defaults) inside each frame's B-mode mask."""
+    den = usprior.make_denoiser(teacher)
+    noisy, targets, masks = [], [], []
+    for name, indices in frames.items():
+        scan = read_scan(example_path(name))
+        mask = bmode_mask(scan)
+        gray = gray_pixels(scan)
+        for t in indices:
+            one = dataclasses.replace(scan, pixels=scan.pixels[t : t + 1], frames=scan.frames[t : t + 1])
+            noisy.append(one.frames[0])
+            targets.append(denoise_scan(one, den, mask).frames[0])
+            masks.append(mask & gray[t])
+    return distilled_pairs(noisy, targets, masks, patch=patch, patches_per_image=count, seed=seed)
+
+
+def scanner_data(args: argparse.Namespace) -> tuple[PairBatch, PairBatch]:
+    """(train, validation) pairs of ``--data scanner`` (see the module docstring), cached in ``--cache``."""
+    if args.cache is not None and args.cache.is_file():
+        with np.load(args.cache) as f:
+            pairs, val = PairBatch(f["noisy"], f["target"], f["sigma"]), PairBatch(f["val_noisy"], f["val_target"], f["val_sigma"])
+        return with_flats(pairs, args), val
+    kw = dict(patch=args.patch, patches_per_image=args.patches_per_image)
+    sim = randomized_pairs(anatomy("train", args.seed, args.max_images), seed=args.seed, workers=args.workers, **kw)
+    sim_val = randomized_pairs(anatomy("validation", args.seed + 1, args.max_images), seed=args.seed + 1, workers=args.workers, **kw)
+    real_train = {k: list(v)[: args.max_images] for k, v in REAL_TRAIN.items()}
+    real = real_pairs(real_train, args.real_teacher, args.patch, args.real_patches, args.seed)
+    real_val = real_pairs(REAL_VAL, args.real_teacher, args.patch, args.real_patches, args.seed + 1)
+    pairs, val = concat_pairs(sim, *[real] * args.real_repeat), concat_pairs(sim_val, real_val)
+    if args.cache is not None:
+        args.cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(args.cache, **pairs._asdict(), **{f"val_{k}": v for k, v in val._asdict().items()})
+    return with_flats(pairs, args), val
+
+
+def with_flats(pairs: PairBatch, args: argparse.Namespace) -> PairBatch:
+    """``pairs`` and ``--flat-fraction`` of as many noise-free constant windows at their noise levels."""
+    count = round(args.flat_fraction * len(pairs.noisy))
+    return concat_pairs(pairs, flat_pairs(count, pairs.sigma, args.patch, args.seed)) if count else pairs
 
 
 def minibatch(pairs: PairBatch, rng: np.random.Generator, size: int, same_sigma: bool = False) -> PairBatch:
@@ -124,6 +211,16 @@ def main() -> None:
     parser.add_argument("--teacher", default="clean", choices=["clean", "map", "wnnm", "bm3d"])
     parser.add_argument("--lam", type=float, default=6.0, help="MAP teacher's lambda")
     parser.add_argument("--teacher-scale", type=float, default=4.0, help="WNNM / BM3D sigma in noise stds")
+    parser.add_argument("--data", default="simulator", choices=["simulator", "scanner"],
+                        help="simulator: --noise at --levels on MRI; scanner: randomised physics + real frames")
+    parser.add_argument("--real-teacher", default="bm3d", help="scanner data: the denoiser labelling real frames")
+    parser.add_argument("--real-patches", type=int, default=48, help="scanner data: windows per real frame")
+    parser.add_argument("--real-repeat", type=int, default=3, help="scanner data: copies of the real windows "
+                        "in the training set (their share of the minibatches)")
+    parser.add_argument("--flat-fraction", type=float, default=0.05, help="scanner data: noise-free constant "
+                        "windows added, as a fraction of the windows (not cached)")
+    parser.add_argument("--workers", type=int, default=2, help="scanner data: simulation processes")
+    parser.add_argument("--cache", type=Path, default=None, help="scanner data: .npz of the pairs (reused if present)")
     parser.add_argument("--noise", default="convolutional", choices=sorted(simulate.NOISE_MODELS))
     parser.add_argument("--levels", type=float, nargs="+", default=[40.0, 50.0, 60.0])
     parser.add_argument("--features", type=int, default=32)
@@ -155,8 +252,13 @@ def main() -> None:
     prior = load_prior() if args.model == "unrolled" else None
     patch = prior.config.patch if prior is not None else args.patch
     kw = dict(patch=patch, patches_per_image=args.patches_per_image)
-    pairs = make_pairs(train_images, model.corrupt, teacher, args.levels, seed=args.seed, **kw)
-    val = make_pairs(val_images, model.corrupt, teacher, args.levels, seed=args.seed + 1, **kw)
+    if args.data == "scanner":
+        if args.model == "unrolled" or args.teacher != "clean":
+            parser.error("--data scanner trains ffdnet or pix2pix on clean simulated targets (--real-teacher labels the real frames)")
+        pairs, val = scanner_data(args)
+    else:
+        pairs = make_pairs(train_images, model.corrupt, teacher, args.levels, seed=args.seed, **kw)
+        val = make_pairs(val_images, model.corrupt, teacher, args.levels, seed=args.seed + 1, **kw)
     t_data = time.perf_counter() - t0
     key = jax.random.PRNGKey(args.seed)
     scores: dict[str, float] = {"val_psnr_noisy": evaluate(lambda y, s: y, val)}
@@ -214,8 +316,11 @@ def main() -> None:
         "seconds": round(time.perf_counter() - t0, 1),
         "seconds_making_pairs": round(t_data, 1),
         "teacher": args.teacher,
-        "noise": args.noise,
-        "levels": args.levels,
+        **(
+            {"data": "scanner", "real_teacher": args.real_teacher, "real_repeat": args.real_repeat, "flat_fraction": args.flat_fraction, "real_frames": {k: list(v) for k, v in REAL_TRAIN.items()}}
+            if args.data == "scanner"
+            else {"data": "simulator", "noise": args.noise, "levels": args.levels}
+        ),
         "train_samples": len(pairs.noisy),
         "sigma_median": float(np.median(pairs.sigma)),
         **(

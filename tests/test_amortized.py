@@ -133,6 +133,39 @@ def test_output_shapes_any_size(ffdnet_run, pix2pix_run, hw):
         assert bool(jnp.all(jnp.isfinite(out))) and float(out.min()) >= 0 and float(out.max()) <= 1
 
 
+def _zeroed(params: dict, layer: str) -> dict:
+    return {**params, layer: jax.tree_util.tree_map(jnp.zeros_like, params[layer])}
+
+
+@pytest.mark.parametrize("hw", ODD_SIZES)
+def test_residual_outputs(hw):
+    """With its last layer zeroed, the residual FFDNet and the U-Net return the input itself (so a
+    flat image only has to map to a zero correction); the paper's FFDNet returns zeros."""
+    from usprior.amortized import FFDNet, UNetGenerator, init_ffdnet, init_unet
+
+    y = jnp.asarray(np.random.default_rng(2).uniform(0, 1, (2, *hw, 1)), jnp.float32)
+    variables = init_ffdnet(FFD, KEY)
+    assert FFD.residual and FFD.head == 8 and "head" in variables["params"]
+    identity = {**variables, "params": _zeroed(variables["params"], "head")}
+    np.testing.assert_array_equal(FFDNet(FFD).apply(identity, y, 0.1), y)
+    paper = FFDNetConfig(features=8, depth=3, residual=False, head=0)
+    variables = init_ffdnet(paper, KEY)
+    assert "head" not in variables["params"]
+    zero = {**variables, "params": _zeroed(variables["params"], "conv_out")}
+    np.testing.assert_array_equal(FFDNet(paper).apply(zero, y, 0.1), 0.0)
+    params = init_unet(UNET, KEY)["params"]
+    np.testing.assert_array_equal(UNetGenerator(UNET).apply({"params": _zeroed(params, "out")}, y), y)
+
+
+def test_unet_has_no_transposed_convolution_or_normalisation():
+    """Resize-convolutions (no checkerboard) and no instance norm (flat crops are not amplified)."""
+    from usprior.amortized import init_unet
+
+    params = init_unet(UNET, KEY)["params"]
+    assert all(set(layer) == {"kernel", "bias"} for layer in params.values())
+    assert all(params[f"up_{i}"]["kernel"].shape[:2] == (3, 3) for i in range(UNET.depth - 1))
+
+
 def test_patchgan_logit_grid(pix2pix_run):
     y = jnp.zeros((3, 37, 53, 1))
     logits = jax.jit(PatchGAN(DISC).apply)({"params": pix2pix_run[1].params}, y, y)
@@ -293,3 +326,24 @@ def test_bad_inputs_raise(ffdnet_run, pix2pix_run, tmp_path):
         make_pairs([image], GAUSSIAN, lambda y, s: y[1:], levels=[0.1], patch=8)
     out = ffdnet(image[None], sigma=0.1)
     assert out.shape == (1, *image.shape) and out.dtype == np.float32
+
+
+def test_box2_removes_the_shuffle_frequency():
+    """box2 maps the period-2 patterns (-1)^i, (-1)^j and (-1)^(i+j) to zero away from the last
+    row / column and keeps a constant: the FFDNet head cannot paint a pixel grid."""
+    from usprior.amortized.ffdnet import box2
+
+    i, j = np.mgrid[0:10, 0:12]
+    for pattern in ((-1.0) ** i, (-1.0) ** j, (-1.0) ** (i + j)):
+        out = np.asarray(box2(jnp.asarray(pattern, jnp.float32)[None, ..., None]))[0, :-1, :-1, 0]
+        np.testing.assert_allclose(out, 0.0, atol=1e-7)
+    np.testing.assert_allclose(box2(jnp.full((1, 5, 7, 2), 0.3)), 0.3, rtol=1e-6)
+
+
+def test_flat_pairs_are_constant_and_labelled_with_themselves():
+    from usprior.amortized.scanner_pairs import flat_pairs
+
+    levels = np.array([0.03, 0.07], np.float32)
+    pairs = flat_pairs(6, levels, patch=8, seed=1)
+    assert pairs.noisy.shape == (6, 8, 8, 1) and np.array_equal(pairs.noisy, pairs.target)
+    assert np.ptp(pairs.noisy, axis=(1, 2, 3)).max() == 0 and set(pairs.sigma) <= set(levels)

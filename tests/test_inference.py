@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 import usprior
+from usprior.denoisers.networks import default_noise_level
+from usprior.physics.noise import estimate_speckle_std
 from usprior.amortized import (
     FFDNetConfig,
     UNetConfig,
@@ -49,12 +51,14 @@ def stack(t: int = 3, shape: tuple[int, int] = (37, 45)) -> np.ndarray:
 @pytest.mark.parametrize("method", ["ffdnet", "pix2pix", "unrolled"])
 def test_amortised_methods_match_their_models(models, tiny_prior, method):
     """denoise(method=...) on an odd-sized image is the model's own denoiser with the
-    checkpoint's defaults (noise level from the metadata, the prior it names)."""
+    checkpoint's defaults (FFDNet: the noise level read from the image; unrolled: from the
+    metadata, with the prior it names)."""
     frames = stack(1)
     ckpt = load_model(models[method])
     out = usprior.denoise(frames[0], method=method, checkpoint=models[method])
     if method == "ffdnet":
-        want = ffdnet_apply(ckpt.variables, ckpt.config, frames[:, :, :, None], SIGMA_MEDIAN)[0, ..., 0]
+        level = estimate_speckle_std(frames[0])
+        want = ffdnet_apply(ckpt.variables, ckpt.config, frames[:, :, :, None], level)[0, ..., 0]
     elif method == "pix2pix":
         want = pix2pix_apply(ckpt.variables, ckpt.config, frames[:, :, :, None])[0, ..., 0]
     else:
@@ -68,11 +72,24 @@ def test_amortised_methods_match_their_models(models, tiny_prior, method):
 def test_cine_stack_equals_frame_by_frame(models, method):
     """3 frames in batches of 2 (the last batch padded) give each frame's own result."""
     frames = stack(3)
-    batch = {} if method == "unrolled" else {"batch": 2}  # unrolled runs frame by frame
-    out = usprior.denoise(frames, method=method, checkpoint=models[method], **batch)
+    options = {} if method == "unrolled" else {"batch": 2}  # unrolled runs frame by frame
+    if method == "ffdnet":  # its default level is one per stack (the median over frames)
+        options["sigma"] = 0.1
+    out = usprior.denoise(frames, method=method, checkpoint=models[method], **options)
     assert out.shape == frames.shape and out.dtype == np.float32
+    options.pop("batch", None)
     for t in range(3):
-        np.testing.assert_allclose(out[t], usprior.denoise(frames[t], method=method, checkpoint=models[method]), atol=1e-6)
+        np.testing.assert_allclose(out[t], usprior.denoise(frames[t], method=method, checkpoint=models[method], **options), atol=1e-6)
+
+
+def test_ffdnet_default_level_is_one_per_stack(models):
+    """Without sigma a cine gets one level, the median of the frames' speckle estimates, so the
+    strength does not flicker from frame to frame."""
+    frames = stack(3) * np.array([0.5, 1.0, 1.1], np.float32)[:, None, None]
+    level = float(np.median([estimate_speckle_std(f) for f in frames]))
+    assert default_noise_level(frames) == level
+    np.testing.assert_allclose(usprior.denoise(frames, method="ffdnet", checkpoint=models["ffdnet"]),
+                               usprior.denoise(frames, method="ffdnet", checkpoint=models["ffdnet"], sigma=level), atol=1e-6)
 
 
 def test_ffdnet_sigma_is_the_strength_knob(models):
@@ -80,7 +97,7 @@ def test_ffdnet_sigma_is_the_strength_knob(models):
     weak, strong = (usprior.denoise(image, method="ffdnet", checkpoint=models["ffdnet"], sigma=s) for s in (0.01, 0.5))
     assert not np.allclose(weak, strong)
     np.testing.assert_array_equal(
-        usprior.denoise(image, method="ffdnet", checkpoint=models["ffdnet"], sigma=SIGMA_MEDIAN),
+        usprior.denoise(image, method="ffdnet", checkpoint=models["ffdnet"], sigma=estimate_speckle_std(image)),
         usprior.denoise(image, method="ffdnet", checkpoint=models["ffdnet"]),
     )
 
@@ -138,9 +155,8 @@ def test_unrolled_too_small_frames_and_missing_metadata(models, tmp_path):
     with pytest.raises(ValueError, match="smaller than the 8x8 patch"):
         usprior.denoise(np.full((2, 5, 40), 0.5), method="unrolled", checkpoint=models["unrolled"])
     cfg = FFDNetConfig(features=8, depth=3)
-    bare = save_model(cfg, init_ffdnet(cfg, KEY), tmp_path / "bare")
-    with pytest.raises(ValueError, match="records no 'sigma_median'"):
-        usprior.denoise(np.full((40, 40), 0.5), method="ffdnet", checkpoint=bare)
+    bare = save_model(cfg, init_ffdnet(cfg, KEY), tmp_path / "bare")  # no metadata: FFDNet reads sigma from the image
+    assert usprior.denoise(np.full((40, 40), 0.5), method="ffdnet", checkpoint=bare).shape == (40, 40)
     with pytest.raises(ValueError, match="holds a 'ffdnet' model"):
         usprior.denoise(np.full((40, 40), 0.5), method="pix2pix", checkpoint=bare)
     with pytest.raises(FileNotFoundError):

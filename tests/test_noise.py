@@ -60,3 +60,19 @@ def test_blank_and_tiny_images_get_the_floor():
     assert estimate_noise(np.full((4, 4), 0.3)).std == MIN_NOISE_STD
     with pytest.raises(ValueError, match="window"):
         estimate_noise(np.zeros((40, 40)), window=2)
+
+
+@pytest.mark.parametrize("dynamic_range_db", [40.0, 60.0])
+def test_speckle_std_reads_tissue_not_dark_or_flat_regions(dynamic_range_db):
+    """A B-mode frame with tissue, a dark chamber whose speckle is compressed towards black, a
+    flat display background and JPEG-like fine noise: the tissue's speckle std within 15 %."""
+    from usprior.physics.noise import estimate_speckle_std
+
+    reflectivity = np.full((160, 160), 0.6, np.float32)
+    reflectivity[:, :60] = 0.08  # a dark chamber: 40 % of the frame
+    sim = simulate.convolutional_speckle(reflectivity, dynamic_range_db=dynamic_range_db, seed=5)
+    tissue = (slice(16, -16), slice(76, -16))
+    truth = float(np.std(sim.noisy[tissue] - sim.clean[tissue]))
+    frame = np.concatenate([sim.noisy, np.full((160, 40), 0.05, np.float32)], axis=1)  # flat background
+    assert estimate_speckle_std(frame) == pytest.approx(truth, rel=0.15)
+    assert estimate_speckle_std(np.zeros((40, 40))) == MIN_NOISE_STD

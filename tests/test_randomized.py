@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -58,3 +60,19 @@ def test_bad_ranges_are_refused():
         PhysicsRanges(gain=(1.3, 0.7))
     with pytest.raises(ValueError, match="p_jpeg"):
         PhysicsRanges(p_jpeg=1.5)
+
+
+def test_noise_floor_fills_anechoic_regions_with_dim_clutter():
+    """An anechoic image is black without the floor; with it, the noisy image is grainy clutter
+    whose mean is the target's flat floor level."""
+    from usprior.physics.randomized import PhysicsRanges, random_bmode_pair
+
+    black = np.zeros((96, 96), np.float32)
+    plain = PhysicsRanges(p_floor=0.0, p_sector=0.0, p_jpeg=0.0, gain=(1.0, 1.0), offset=(0.0, 0.0), depth_gain=(0.0, 0.0))
+    assert random_bmode_pair(black, 0, plain).noisy.max() == 0.0
+    floored = dataclasses.replace(plain, p_floor=1.0, noise_floor=(0.1, 0.1))
+    pair = random_bmode_pair(black, 0, floored)
+    assert pair.params["noise_floor"] == 0.1
+    assert float(np.ptp(pair.target)) < 1e-6 and 0.0 < float(pair.target.mean()) < 0.1
+    assert pair.noisy.std() > 0.02
+    assert abs(float(pair.noisy.mean()) - float(pair.target.mean())) < 0.02

@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--learning-rate", type=float, default=1e-4)
     a.add_argument("--cell", type=int, default=6, help="block side of the neighbour pairs (pixels >= cell / 2 apart)")
     a.add_argument("--holdout", type=float, default=0.25, help="fraction of the frames kept out to measure (default 0.25)")
-    a.add_argument("--sigma", type=float, default=None, help="noise-map level (default: the model's sigma_median)")
+    a.add_argument("--sigma", type=float, default=None, help="noise-map level (default: the speckle std read from the frames)")
     a.add_argument("--mask", default=None, metavar="auto|none", help="crop frames to the B-mode region (default auto for DICOM)")
     a.add_argument("--seed", type=int, default=0)
 
@@ -256,6 +256,7 @@ def _adapt(args: argparse.Namespace) -> None:
     import math
 
     from usprior.amortized.adapt import adapt_ffdnet
+    from usprior.denoisers.networks import default_noise_level
     from usprior.amortized.checkpoint import load_model, save_model
     from usprior.io.examples import resolve_input
     from usprior.io.scans import read_scan
@@ -275,9 +276,7 @@ def _adapt(args: argparse.Namespace) -> None:
     if len(frames) < 2:
         raise ValueError("adapt needs at least 2 frames: some to train on, some held out to measure")
     n_held = min(max(1, math.ceil(holdout * len(frames))), len(frames) - 1)
-    sigma = args.sigma if args.sigma is not None else model.inference.sigma_median
-    if sigma is None:
-        raise ValueError(f"{args.source} records no sigma_median: pass --sigma")
+    sigma = args.sigma if args.sigma is not None else default_noise_level(frames)
     t0 = time.perf_counter()
     result = adapt_ffdnet(model.variables, model.config, frames[:-n_held], frames[-n_held:], sigma, steps=args.steps,
                           batch=args.batch, crop=args.crop, learning_rate=args.learning_rate, cell=args.cell, seed=args.seed)

@@ -4,6 +4,9 @@
 * :mod:`~usprior.amortized.pix2pix` — U-Net generator + conditional PatchGAN, L1 + adversarial loss.
 * :mod:`~usprior.amortized.training` — teacher targets (:func:`make_pairs`), jitted train
   steps, validation PSNR and early stopping.
+* :mod:`~usprior.amortized.scanner_pairs` — training pairs that look like scanners: randomised
+  B-mode physics and real frames labelled by a teacher (real-frame distillation).
+* :mod:`~usprior.amortized.adapt` — self-supervised (Neighbor2Neighbor) adaptation to a scanner.
 * :mod:`~usprior.amortized.checkpoint` — orbax save / load of a model and its config.
 * :mod:`~usprior.amortized.shuffle` — pixel (un)shuffle, padding to a multiple and cropping.
 
@@ -21,6 +24,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "checkpoint": ["AmortizedCheckpoint", "load_model", "save_model"],
         "ffdnet": ["FFDNet", "FFDNetConfig", "ffdnet_apply", "init_ffdnet"],
         "pix2pix": ["PatchGAN", "PatchGANConfig", "UNetConfig", "UNetGenerator", "discriminator_loss", "generator_loss", "init_patchgan", "init_unet", "pix2pix_apply"],
+        "scanner_pairs": ["concat_pairs", "distilled_pairs", "flat_pairs", "randomized_pairs"],
         "shuffle": ["crop", "pad_to_multiple", "pixel_shuffle", "pixel_unshuffle"],
         "training": ["BatchNormState", "EarlyStopping", "PairBatch", "Teacher", "clean_teacher", "create_ffdnet_state", "create_pix2pix_states", "evaluate", "ffdnet_train_step", "make_pairs", "pix2pix_train_step"],
     },

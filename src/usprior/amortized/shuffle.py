@@ -50,6 +50,18 @@ def pad_to_multiple(x: Array, m: int) -> tuple[Array, tuple[int, int]]:
     return jnp.pad(x, pad, mode="reflect"), (h, w)
 
 
+def pad_margin(x: Array, m: int) -> Array:
+    """Reflect-pad all four sides of (N, H, W, C) by ``m`` pixels (numpy ``mode="reflect"``):
+    run a network on the result and :func:`strip_margin` its output, and no pixel of the image
+    sees the convolutions' zero padding (for ``m`` at least the receptive-field radius)."""
+    return jnp.pad(x, ((0, 0), (m, m), (m, m), (0, 0)), mode="reflect")
+
+
+def strip_margin(x: Array, m: int) -> Array:
+    """Undo :func:`pad_margin`: drop ``m`` pixels on every side of (N, H, W, C)."""
+    return x[:, m : x.shape[1] - m, m : x.shape[2] - m, :]
+
+
 def crop(x: Array, hw: tuple[int, int]) -> Array:
     """The top-left (H, W) = ``hw`` window of (N, H', W', C): undoes :func:`pad_to_multiple`."""
     return x[:, : hw[0], : hw[1], :]

@@ -5,14 +5,16 @@ so every call has one static shape (one compilation per frame size).
 
 ``sigma`` (call time): FFDNet's noise-level map, in the noise-std units the model was trained
 with — the denoising-strength knob: a number, or a per-pixel map (H, W) or (T, H, W) for
-spatially varying strength. None: the median noise std of the training pairs
-(``metadata["sigma_median"]``). Pix2Pix has no noise-level input.
+spatially varying strength. None: :func:`default_noise_level`, the speckle std read from the
+frames themselves (:func:`usprior.physics.noise.estimate_speckle_std`, the reading the scanner
+models were trained with), one level for the whole stack so a cine does not flicker.
+Pix2Pix has no noise-level input.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,10 +23,21 @@ from usprior.amortized.checkpoint import AmortizedCheckpoint, load_model
 from usprior.amortized.ffdnet import ffdnet_apply
 from usprior.amortized.pix2pix import pix2pix_apply
 from usprior.denoisers.base import Denoiser
+from usprior.physics.noise import estimate_speckle_std
 from usprior.validation import check_int
 
 SHIPPED_MODELS = {"ffdnet": "ffdnet_us", "pix2pix": "pix2pix_us"}
 """The shipped checkpoint of each network kind (default ``checkpoint``)."""
+
+ESTIMATE_FRAMES = 8
+
+
+def default_noise_level(frames: Sequence[np.ndarray]) -> float:
+    """FFDNet's default noise level of frames (a stack (T, H, W) or a list of (H, W)): the median of
+    :func:`usprior.physics.noise.estimate_speckle_std` over up to :data:`ESTIMATE_FRAMES`
+    evenly spaced frames."""
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), ESTIMATE_FRAMES)).round().astype(int))
+    return float(np.median([estimate_speckle_std(frames[t]) for t in picks]))
 
 
 def frame_batches(fn: Callable[..., Any], batch: int, *stacks: np.ndarray) -> np.ndarray:
@@ -65,9 +78,7 @@ class FFDNetDenoiser(_Network):
 
     def denoise_frames(self, frames: np.ndarray, sigma: float | np.ndarray | None) -> np.ndarray:
         if sigma is None:
-            if self.model.inference.sigma_median is None:
-                raise ValueError("the ffdnet checkpoint records no 'sigma_median'; pass sigma explicitly")
-            sigma = self.model.inference.sigma_median
+            sigma = default_noise_level(frames)
         variables, config = self.model.variables, self.model.config
         if np.ndim(sigma) == 0:
             level = np.float32(sigma)

@@ -10,12 +10,16 @@ look; real scanners differ in all of them. :func:`random_bmode_pair` draws, per 
   pixels, 1 to 6 px on each axis (so the same anatomy is seen at many resolutions);
 * the displayed dynamic range (40-80 dB);
 * gain and offset of the display, and a depth-gain ramp (time-gain compensation);
+* an electronic noise floor (probability ``p_floor``): correlated complex Gaussian noise of the
+  speckle's grain added to the echo *power* at a displayed level ``noise_floor`` (display
+  units, 0-0.15), so anechoic regions (blood, cysts, the far field) hold the dim, grainy clutter
+  real scanners show instead of pure black; its target is the floor's mean level;
 * a dark background: with probability ``p_sector`` the image is cut to a sector (a fan from a
   virtual apex above the image) with black outside, as on phased / curved arrays;
 * lossy JPEG of the noisy image (quality 50-95) with probability ``p_jpeg``, as in cine exports.
 
 Gain, offset, ramp and sector apply to the noisy image and its target alike (they are display,
-not noise); JPEG only to the noisy one. The target is the speckle-free image in the same display
+not noise); the noise floor to both as noise and its mean; JPEG only to the noisy one. The target is the speckle-free image in the same display
 mapping (:func:`usprior.physics.simulate.convolutional_speckle`), so a network learns to remove
 speckle and compression, not to change the display. Plane-wave (pymust) images are not drawn
 here (:mod:`usprior.physics.planewave` is far slower per image); mix them in from that module.
@@ -30,6 +34,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+import scipy.ndimage as ndi
+
+from usprior.physics.display import EULER_DB
 from usprior.physics.simulate import convolutional_speckle
 from usprior.validation import as_float_image, check_unit
 
@@ -50,6 +57,8 @@ class PhysicsRanges:
     offset: tuple[float, float] = (-0.1, 0.1)
     depth_gain: tuple[float, float] = (-0.3, 0.3)
     jpeg_quality: tuple[int, int] = (50, 95)
+    noise_floor: tuple[float, float] = (0.0, 0.15)
+    p_floor: float = 0.7
     p_sector: float = 0.5
     p_jpeg: float = 0.5
 
@@ -59,6 +68,7 @@ class PhysicsRanges:
             if isinstance(value, tuple) and not (len(value) == 2 and value[0] <= value[1]):
                 raise ValueError(f"{field.name} must be a (low, high) pair with low <= high, got {value!r}")
         check_unit(self.p_sector, "p_sector")
+        check_unit(self.p_floor, "p_floor")
         check_unit(self.p_jpeg, "p_jpeg")
         if self.grain_px[0] <= 0 or self.f0_mhz[0] <= 0 or self.dynamic_range_db[0] <= 0:
             raise ValueError("grain_px, f0_mhz and dynamic_range_db must be positive")
@@ -92,6 +102,24 @@ def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(buffer), np.float32) / 255.0
 
 
+def _noise_floor(noisy: np.ndarray, target: np.ndarray, level: float, dynamic_range_db: float,
+                 grain: tuple[float, float], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Add a noise floor at the displayed ``level`` to display images v = clip(1 + dB / DR, 0, 1).
+
+    P = 10^((v - 1) DR / 10) is the echo power (a clipped 0 reads -DR dB); the noisy power gets
+    P_f n, n = |g (*) w|^2 normalised to mean 1 (w complex white noise, g a Gaussian of the
+    speckle grain), the target P_f 10^(-EULER_DB / 10): the displayed mean of that noise.
+    """
+    p_floor = 10.0 ** ((level - 1.0) * dynamic_range_db / 10.0)
+    sigmas = tuple(g / FWHM_PER_SIGMA for g in grain)
+    field = ndi.gaussian_filter(rng.standard_normal(noisy.shape), sigmas) + 1j * ndi.gaussian_filter(rng.standard_normal(noisy.shape), sigmas)
+    n = np.abs(field) ** 2
+    n /= n.mean()
+    power = lambda v: 10.0 ** ((v.astype(np.float64) - 1.0) * dynamic_range_db / 10.0)  # noqa: E731
+    display = lambda p: np.clip(1.0 + 10.0 * np.log10(p) / dynamic_range_db, 0.0, 1.0)  # noqa: E731
+    return display(power(noisy) + p_floor * n), display(power(target) + p_floor * 10.0 ** (-EULER_DB / 10.0))
+
+
 def random_bmode_pair(clean: np.ndarray, seed: int | np.random.Generator, ranges: PhysicsRanges = PhysicsRanges()) -> RandomPair:
     """Draw physics from ``ranges`` and simulate one (noisy, target) pair of the reflectivity
     ``clean`` (H, W) in [0, 1] (see the module docstring). Deterministic for an integer seed."""
@@ -112,10 +140,14 @@ def random_bmode_pair(clean: np.ndarray, seed: int | np.random.Generator, ranges
     sim = convolutional_speckle(padded, pixel_size_mm=pixel, oversample=oversample, dynamic_range_db=dr, seed=rng,
                                 f0_mhz=f0, sigma_axial_mm=s_ax, sigma_lateral_mm=s_lat)
     sim = sim._replace(noisy=sim.noisy[margin:-margin], clean=sim.clean[margin:-margin])
+    noisy, target = sim.noisy, sim.clean
+    floor = u(ranges.noise_floor) if rng.uniform() < ranges.p_floor else None
+    if floor is not None:
+        noisy, target = _noise_floor(noisy, target, floor, dr, grain, rng)
     gain, offset, ramp = u(ranges.gain), u(ranges.offset), u(ranges.depth_gain)
     depth = np.linspace(-0.5, 0.5, x.shape[0], dtype=np.float32)[:, None]
     display = lambda image: np.clip(image * gain * (1.0 + ramp * depth) + offset, 0.0, 1.0)  # noqa: E731
-    noisy, target = display(sim.noisy), display(sim.clean)
+    noisy, target = display(noisy), display(target)
     sector = bool(rng.uniform() < ranges.p_sector)
     if sector:
         keep = _sector(x.shape, rng)
@@ -124,6 +156,6 @@ def random_bmode_pair(clean: np.ndarray, seed: int | np.random.Generator, ranges
     if quality is not None:
         noisy = _jpeg(noisy, quality)
     params = {"f0_mhz": f0, "sigma_axial_mm": s_ax, "sigma_lateral_mm": s_lat, "grain_px": grain,
-              "pixel_size_mm": pixel, "oversample": sim.oversample, "dynamic_range_db": dr, "gain": gain,
+              "pixel_size_mm": pixel, "oversample": sim.oversample, "dynamic_range_db": dr, "noise_floor": floor, "gain": gain,
               "offset": offset, "depth_gain": ramp, "sector": sector, "jpeg_quality": quality}
     return RandomPair(noisy.astype(np.float32), target.astype(np.float32), params)

@@ -1,0 +1,149 @@
+"""Training pairs that look like scanners: randomised physics and real frames labelled by a teacher.
+
+Two sources, mixed by the training script (``experiments/train_amortized.py --data scanner``):
+
+* :func:`randomized_pairs`: anatomy (H, W) in [0, 1] (sagittal MRI, natural images, phantoms,
+  flat images) through :func:`usprior.physics.randomized.random_bmode_pair`, a new pulse, grain,
+  dynamic range, display, sector and JPEG per image; the target is the speckle-free image in
+  the same display.
+* :func:`distilled_pairs`: real B-mode frames, the target is a slow teacher's output inside the
+  frame's B-mode mask (:func:`usprior.scanner.denoise.denoise_scan`: outside it, the input
+  itself), the *real-frame distillation* of the universal-framework paper. Patches are centred
+  inside the mask.
+
+The noise level of a sample is :func:`usprior.physics.noise.estimate_speckle_std` of its whole
+noisy image (for real frames: of the mask's bounding box, what the denoiser is given): the same
+reading FFDNet's default noise map takes at inference, so the map means the same in training
+and use, and a user's ``sigma`` in the same std units still wins.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+from collections.abc import Sequence
+
+import numpy as np
+
+from usprior.amortized.training import PairBatch
+from usprior.physics.noise import estimate_speckle_std
+from usprior.physics.randomized import PhysicsRanges, random_bmode_pair
+from usprior.validation import as_float_image, check_int
+
+
+def _crop_windows(height: int, width: int, patch: int, count: int, rng: np.random.Generator,
+                  inside: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """Top-left corners of ``count`` random (patch, patch) windows; with ``inside`` (H, W) bool,
+    each window's centre lies in it."""
+    if inside is None:
+        rows = rng.integers(0, height - patch + 1, count)
+        cols = rng.integers(0, width - patch + 1, count)
+        return list(zip(rows.tolist(), cols.tolist()))
+    half = patch // 2
+    allowed = np.zeros_like(inside)
+    allowed[half : height - patch + half + 1, half : width - patch + half + 1] = True
+    centres = np.argwhere(inside & allowed)
+    if not len(centres):
+        raise ValueError(f"no {patch}x{patch} window of a {height}x{width} frame is centred inside its mask")
+    picks = centres[rng.integers(0, len(centres), count)]
+    return [(int(r) - half, int(c) - half) for r, c in picks]
+
+
+def _cut(noisy: np.ndarray, target: np.ndarray, corners: list[tuple[int, int]], patch: int) -> tuple[np.ndarray, np.ndarray]:
+    y = np.stack([noisy[r : r + patch, c : c + patch] for r, c in corners])
+    t = np.stack([target[r : r + patch, c : c + patch] for r, c in corners])
+    return y, t
+
+
+def _simulate(args: tuple[np.ndarray, int, PhysicsRanges, int, int]) -> tuple[np.ndarray, np.ndarray, float]:
+    clean, seed, ranges, patch, count = args
+    rng = np.random.default_rng(seed)
+    pair = random_bmode_pair(clean, rng, ranges)
+    level = estimate_speckle_std(pair.noisy)
+    y, t = _cut(pair.noisy, pair.target, _crop_windows(*clean.shape, patch, count, rng), patch)
+    return y, t, level
+
+
+def randomized_pairs(
+    clean_images: Sequence[np.ndarray],
+    patch: int = 64,
+    patches_per_image: int = 16,
+    seed: int = 0,
+    ranges: PhysicsRanges = PhysicsRanges(),
+    workers: int = 1,
+) -> PairBatch:
+    """One random B-mode simulation per clean image (H, W) >= ``patch``, cut into
+    ``patches_per_image`` aligned (patch, patch) windows: N = len(clean_images) patches_per_image.
+
+    Deterministic for a ``seed`` whatever ``workers`` (processes, spawned, for the simulator's
+    ~1 s per 233x189 image).
+    """
+    patch, count, workers = check_int(patch, "patch"), check_int(patches_per_image, "patches_per_image"), check_int(workers, "workers")
+    images = [as_float_image(x, min_size=patch, name="clean image") for x in clean_images]
+    if not images:
+        raise ValueError("randomized_pairs needs at least one clean image")
+    seeds = np.random.default_rng(seed).integers(0, 2**31, len(images))
+    jobs = [(x, int(s), ranges, patch, count) for x, s in zip(images, seeds)]
+    if workers == 1:
+        results = list(map(_simulate, jobs))
+    else:
+        context = multiprocessing.get_context("spawn")  # JAX in the parent does not survive fork
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            results = list(pool.map(_simulate, jobs, chunksize=4))
+    return _batch(results)
+
+
+def distilled_pairs(
+    noisy_frames: Sequence[np.ndarray],
+    target_frames: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    patch: int = 64,
+    patches_per_image: int = 16,
+    seed: int = 0,
+) -> PairBatch:
+    """Aligned windows of real frames (H, W) and their teacher targets (H, W), centred inside
+    each frame's B-mode mask (H, W) bool; the level of every window is the noise estimate of the
+    mask's bounding box in its frame."""
+    patch, count = check_int(patch, "patch"), check_int(patches_per_image, "patches_per_image")
+    if not (len(noisy_frames) == len(target_frames) == len(masks)) or not len(masks):
+        raise ValueError("distilled_pairs needs as many (>= 1) noisy frames, targets and masks")
+    rng = np.random.default_rng(seed)
+    results = []
+    for noisy, target, mask in zip(noisy_frames, target_frames, masks):
+        noisy = as_float_image(noisy, min_size=patch, name="real frame")
+        target = as_float_image(target, min_size=patch, name="teacher target")
+        mask = np.asarray(mask, bool)
+        if target.shape != noisy.shape or mask.shape != noisy.shape:
+            raise ValueError(f"frame {noisy.shape}, target {target.shape} and mask {mask.shape} differ in shape")
+        rows, cols = np.nonzero(mask)
+        if not rows.size:
+            raise ValueError("a mask of the real frames is empty")
+        level = estimate_speckle_std(noisy[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1])
+        y, t = _cut(noisy, target, _crop_windows(*noisy.shape, patch, count, rng, mask), patch)
+        results.append((y, t, level))
+    return _batch(results)
+
+
+def _batch(results: list[tuple[np.ndarray, np.ndarray, float]]) -> PairBatch:
+    return PairBatch(
+        noisy=np.concatenate([y for y, _, _ in results])[..., None].astype(np.float32),
+        target=np.concatenate([t for _, t, _ in results])[..., None].astype(np.float32),
+        sigma=np.concatenate([np.full(len(y), s, np.float32) for y, _, s in results]),
+    )
+
+
+def flat_pairs(count: int, sigmas: np.ndarray, patch: int = 64, seed: int = 0) -> PairBatch:
+    """``count`` noise-free constant windows (levels uniform in [0, 1]) labelled with themselves,
+    each at a noise level drawn from ``sigmas`` (e.g. the other samples' levels): a flat input
+    has nothing to remove, whatever the noise map says, and must come out flat."""
+    count, patch = check_int(count, "count"), check_int(patch, "patch")
+    rng = np.random.default_rng(seed)
+    flats = np.broadcast_to(rng.uniform(0.0, 1.0, (count, 1, 1, 1)), (count, patch, patch, 1)).astype(np.float32)
+    return PairBatch(flats, flats.copy(), rng.choice(np.asarray(sigmas, np.float32), count))
+
+
+def concat_pairs(*batches: PairBatch) -> PairBatch:
+    """One :class:`PairBatch` holding every sample of ``batches`` in order."""
+    if not batches:
+        raise ValueError("concat_pairs needs at least one batch")
+    return PairBatch(*(np.concatenate([getattr(b, f) for b in batches]) for f in PairBatch._fields))
