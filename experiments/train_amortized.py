@@ -53,6 +53,7 @@ import usprior
 from usprior import baselines
 from usprior.priors import data
 from usprior.physics import simulate
+from usprior.physics.randomized import PhysicsRanges
 from usprior.amortized import (
     EarlyStopping,
     FFDNetConfig,
@@ -144,8 +145,10 @@ def scanner_data(args: argparse.Namespace) -> tuple[PairBatch, PairBatch]:
             pairs, val = PairBatch(f["noisy"], f["target"], f["sigma"]), PairBatch(f["val_noisy"], f["val_target"], f["val_sigma"])
         return with_flats(pairs, args), val
     kw = dict(patch=args.patch, patches_per_image=args.patches_per_image)
-    sim = randomized_pairs(anatomy("train", args.seed, args.max_images), seed=args.seed, workers=args.workers, **kw)
-    sim_val = randomized_pairs(anatomy("validation", args.seed + 1, args.max_images), seed=args.seed + 1, workers=args.workers, **kw)
+    ranges = PhysicsRanges(grain_px=tuple(args.grain))
+    sim = randomized_pairs(anatomy("train", args.seed, args.max_images), seed=args.seed, workers=args.workers, ranges=ranges, **kw)
+    sim_val = randomized_pairs(anatomy("validation", args.seed + 1, args.max_images), seed=args.seed + 1,
+                               workers=args.workers, ranges=ranges, **kw)
     real_train = {k: list(v)[: args.max_images] for k, v in REAL_TRAIN.items()}
     real = real_pairs(real_train, args.real_teacher, args.patch, args.real_patches, args.seed)
     real_val = real_pairs(REAL_VAL, args.real_teacher, args.patch, args.real_patches, args.seed + 1)
@@ -219,6 +222,8 @@ def main() -> None:
                         "in the training set (their share of the minibatches)")
     parser.add_argument("--flat-fraction", type=float, default=0.05, help="scanner data: noise-free constant "
                         "windows added, as a fraction of the windows (not cached)")
+    parser.add_argument("--grain", type=float, nargs=2, default=list(PhysicsRanges().grain_px), metavar=("LOW", "HIGH"),
+                        help="scanner data: speckle grain range in px (PhysicsRanges.grain_px)")
     parser.add_argument("--workers", type=int, default=2, help="scanner data: simulation processes")
     parser.add_argument("--cache", type=Path, default=None, help="scanner data: .npz of the pairs (reused if present)")
     parser.add_argument("--noise", default="convolutional", choices=sorted(simulate.NOISE_MODELS))
@@ -317,7 +322,7 @@ def main() -> None:
         "seconds_making_pairs": round(t_data, 1),
         "teacher": args.teacher,
         **(
-            {"data": "scanner", "real_teacher": args.real_teacher, "real_repeat": args.real_repeat, "flat_fraction": args.flat_fraction, "real_frames": {k: list(v) for k, v in REAL_TRAIN.items()}}
+            {"data": "scanner", "real_teacher": args.real_teacher, "real_repeat": args.real_repeat, "grain_px": list(args.grain), "flat_fraction": args.flat_fraction, "real_frames": {k: list(v) for k, v in REAL_TRAIN.items()}}
             if args.data == "scanner"
             else {"data": "simulator", "noise": args.noise, "levels": args.levels}
         ),
