@@ -25,34 +25,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from usprior.amortized.training import PairBatch
+from usprior.amortized.training import PairBatch, cut_windows, random_windows
 from usprior.physics.noise import estimate_speckle_std
 from usprior.physics.randomized import PhysicsRanges, random_bmode_pair
 from usprior.validation import as_float_image, check_int
-
-
-def _crop_windows(height: int, width: int, patch: int, count: int, rng: np.random.Generator,
-                  inside: np.ndarray | None = None) -> list[tuple[int, int]]:
-    """Top-left corners of ``count`` random (patch, patch) windows; with ``inside`` (H, W) bool,
-    each window's centre lies in it."""
-    if inside is None:
-        rows = rng.integers(0, height - patch + 1, count)
-        cols = rng.integers(0, width - patch + 1, count)
-        return list(zip(rows.tolist(), cols.tolist()))
-    half = patch // 2
-    allowed = np.zeros_like(inside)
-    allowed[half : height - patch + half + 1, half : width - patch + half + 1] = True
-    centres = np.argwhere(inside & allowed)
-    if not len(centres):
-        raise ValueError(f"no {patch}x{patch} window of a {height}x{width} frame is centred inside its mask")
-    picks = centres[rng.integers(0, len(centres), count)]
-    return [(int(r) - half, int(c) - half) for r, c in picks]
-
-
-def _cut(noisy: np.ndarray, target: np.ndarray, corners: list[tuple[int, int]], patch: int) -> tuple[np.ndarray, np.ndarray]:
-    y = np.stack([noisy[r : r + patch, c : c + patch] for r, c in corners])
-    t = np.stack([target[r : r + patch, c : c + patch] for r, c in corners])
-    return y, t
 
 
 def _simulate(args: tuple[np.ndarray, int, PhysicsRanges, int, int]) -> tuple[np.ndarray, np.ndarray, float]:
@@ -60,7 +36,7 @@ def _simulate(args: tuple[np.ndarray, int, PhysicsRanges, int, int]) -> tuple[np
     rng = np.random.default_rng(seed)
     pair = random_bmode_pair(clean, rng, ranges)
     level = estimate_speckle_std(pair.noisy)
-    y, t = _cut(pair.noisy, pair.target, _crop_windows(*clean.shape, patch, count, rng), patch)
+    y, t = cut_windows(pair.noisy, pair.target, random_windows(*clean.shape, patch, count, rng), patch)
     return y, t, level
 
 
@@ -119,7 +95,7 @@ def distilled_pairs(
         if not rows.size:
             raise ValueError("a mask of the real frames is empty")
         level = estimate_speckle_std(noisy[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1])
-        y, t = _cut(noisy, target, _crop_windows(*noisy.shape, patch, count, rng, mask), patch)
+        y, t = cut_windows(noisy, target, random_windows(*noisy.shape, patch, count, rng, mask), patch)
         results.append((y, t, level))
     return _batch(results)
 

@@ -120,17 +120,40 @@ def make_pairs(
                 raise ValueError(f"corrupt returned shapes {y.shape}, {t_sim.shape} for a clean image of shape {x.shape}")
             std = noise_std(y, t_sim)
             t = _teacher_target(teacher, y, t_sim, std)
-            rows = rng.integers(0, x.shape[0] - patch + 1, patches_per_image)
-            cols = rng.integers(0, x.shape[1] - patch + 1, patches_per_image)
-            for r, c in zip(rows, cols):
-                noisy.append(y[r : r + patch, c : c + patch])
-                target.append(t[r : r + patch, c : c + patch])
-                sigma.append(std)
+            windows = cut_windows(y, t, random_windows(*x.shape, patch, patches_per_image, rng), patch)
+            noisy.append(windows[0])
+            target.append(windows[1])
+            sigma += [std] * patches_per_image
     return PairBatch(
-        noisy=np.stack(noisy)[..., None],
-        target=np.stack(target)[..., None],
+        noisy=np.concatenate(noisy)[..., None],
+        target=np.concatenate(target)[..., None],
         sigma=np.asarray(sigma, np.float32),
     )
+
+
+def random_windows(height: int, width: int, patch: int, count: int, rng: np.random.Generator,
+                   inside: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """Top-left corners of ``count`` random (patch, patch) windows of an (H, W) image (rows drawn
+    first, then columns); with ``inside`` (H, W) bool, each window's centre lies in it."""
+    if inside is None:
+        rows = rng.integers(0, height - patch + 1, count)
+        cols = rng.integers(0, width - patch + 1, count)
+        return list(zip(rows.tolist(), cols.tolist()))
+    half = patch // 2
+    allowed = np.zeros_like(inside)
+    allowed[half : height - patch + half + 1, half : width - patch + half + 1] = True
+    centres = np.argwhere(inside & allowed)
+    if not len(centres):
+        raise ValueError(f"no {patch}x{patch} window of a {height}x{width} frame is centred inside its mask")
+    picks = centres[rng.integers(0, len(centres), count)]
+    return [(int(r) - half, int(c) - half) for r, c in picks]
+
+
+def cut_windows(noisy: np.ndarray, target: np.ndarray, corners: list[tuple[int, int]], patch: int) -> tuple[np.ndarray, np.ndarray]:
+    """The aligned (patch, patch) windows at ``corners`` of two (H, W) images: two (K, patch, patch) stacks."""
+    y = np.stack([noisy[r : r + patch, c : c + patch] for r, c in corners])
+    t = np.stack([target[r : r + patch, c : c + patch] for r, c in corners])
+    return y, t
 
 
 class BatchNormState(train_state.TrainState):

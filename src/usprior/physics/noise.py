@@ -100,7 +100,8 @@ def estimate_noise(image: object, window: int = 15, fraction: float = 0.5, speck
     usable = (m > 0.02) & (m < 0.98)
     if speckle:
         usable &= v > MIN_NOISE_STD**2
-        usable &= m >= np.median(m[usable]) if usable.any() else usable
+        if usable.any():
+            usable &= m >= np.median(m[usable])
     if not usable.any():
         return floor
     m, v, e = m[usable], v[usable], e[usable]

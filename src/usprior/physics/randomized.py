@@ -19,9 +19,10 @@ look; real scanners differ in all of them. :func:`random_bmode_pair` draws, per 
 * lossy JPEG of the noisy image (quality 50-95) with probability ``p_jpeg``, as in cine exports.
 
 Gain, offset, ramp and sector apply to the noisy image and its target alike (they are display,
-not noise); the noise floor to both as noise and its mean; JPEG only to the noisy one. The target is the speckle-free image in the same display
-mapping (:func:`usprior.physics.simulate.convolutional_speckle`), so a network learns to remove
-speckle and compression, not to change the display. Plane-wave (pymust) images are not drawn
+not noise); the noise floor to both, as noise and as its mean; JPEG only to the noisy one. The
+target is the speckle-free image in the same display mapping
+(:func:`usprior.physics.simulate.convolutional_speckle`), so a network learns to remove speckle
+and compression, not to change the display. Plane-wave (pymust) images are not drawn
 here (:mod:`usprior.physics.planewave` is far slower per image); mix them in from that module.
 """
 
@@ -33,10 +34,9 @@ import math
 from typing import Any, NamedTuple
 
 import numpy as np
-
 import scipy.ndimage as ndi
 
-from usprior.physics.display import EULER_DB
+from usprior.physics.display import EULER_DB, log_compress, power_db
 from usprior.physics.simulate import convolutional_speckle
 from usprior.validation import as_float_image, check_unit
 
@@ -115,9 +115,9 @@ def _noise_floor(noisy: np.ndarray, target: np.ndarray, level: float, dynamic_ra
     field = ndi.gaussian_filter(rng.standard_normal(noisy.shape), sigmas) + 1j * ndi.gaussian_filter(rng.standard_normal(noisy.shape), sigmas)
     n = np.abs(field) ** 2
     n /= n.mean()
-    power = lambda v: 10.0 ** ((v.astype(np.float64) - 1.0) * dynamic_range_db / 10.0)  # noqa: E731
-    display = lambda p: np.clip(1.0 + 10.0 * np.log10(p) / dynamic_range_db, 0.0, 1.0)  # noqa: E731
-    return display(power(noisy) + p_floor * n), display(power(target) + p_floor * 10.0 ** (-EULER_DB / 10.0))
+    power = lambda v: 10.0 ** ((v.astype(np.float64) - 1.0) * dynamic_range_db / 10.0)  # noqa: E731 - inverts log_compress
+    return (log_compress(power_db(power(noisy) + p_floor * n), dynamic_range_db),
+            log_compress(power_db(power(target) + p_floor * 10.0 ** (-EULER_DB / 10.0)), dynamic_range_db))
 
 
 def random_bmode_pair(clean: np.ndarray, seed: int | np.random.Generator, ranges: PhysicsRanges = PhysicsRanges()) -> RandomPair:
