@@ -43,10 +43,10 @@ def main() -> None:
     for shape in SIZES:
         y = np.clip(resize(base, shape, anti_aliasing=True) + 0.1 * rng.standard_normal(shape), 0, 1).astype(np.float32)
         t0 = time.perf_counter()
-        res = map_denoise(y, prior, Gaussian(sigma=0.1), DEFAULT_LAM, cfg)
+        res = map_denoise(y, prior, Gaussian(sigma=0.1), DEFAULT_LAM["latent"], cfg)
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
-        map_denoise(y, prior, Gaussian(sigma=0.1), DEFAULT_LAM, cfg)
+        map_denoise(y, prior, Gaussian(sigma=0.1), DEFAULT_LAM["latent"], cfg)
         second = time.perf_counter() - t0
         rows.append({"shape": list(shape), "patches": res.grid.n_patches, "steps": cfg.steps, "stride": cfg.stride,
                      "first_call_s": round(first, 2), "seconds": round(second, 2),

@@ -3,7 +3,7 @@
 Gaussian noise of known sigma on sagittal *validation* slices (never the test slices, never the
 axial / coronal evaluation planes); MAP with the true sigma for every (lambda, steps) of a grid.
 Writes docs/results/calibrate_map.{md,json} with the mean PSNR per cell and the best lambda per
-sigma: the measurement behind ``usprior.DEFAULT_LAM``.
+sigma: the measurement behind ``usprior.DEFAULT_LAM["latent"]``.
 
     python experiments/calibrate_map.py --sigmas 0.1 0.2 --lams 0.375 0.75 1 1.5 3 --steps 30 100 --n-slices 2
 """
@@ -45,7 +45,7 @@ def main() -> None:
             clean = slices[i]
             noisy = (clean + sigma * np.random.default_rng(int(i)).standard_normal(clean.shape)).astype(np.float32)
             t0 = time.perf_counter()
-            out = usprior.denoise(noisy, method="map", sigma=sigma, lam=lam, steps=steps)
+            out = usprior.denoise(noisy, method="map_latent", sigma=sigma, lam=lam, steps=steps)
             seconds.append(time.perf_counter() - t0)
             scores.append(psnr(clean, out))
         cells.append({"sigma": sigma, "lam": lam, "steps": steps, "psnr": float(np.mean(scores)),

@@ -25,7 +25,7 @@ from usprior.eval.benchmark import device_name
 
 
 def scores(noisy, target, likelihood: str, sigma: float, lam: float) -> dict[str, float]:
-    est = denoise(noisy, likelihood=likelihood, sigma=sigma, lam=lam)
+    est = denoise(noisy, method="map_latent", likelihood=likelihood, sigma=sigma, lam=lam)
     return {"likelihood": likelihood, "sigma": sigma, "lam": lam,
             "psnr": metrics.psnr(target, est), "ssim": metrics.ssim(target, est)}
 

@@ -88,7 +88,7 @@ def teachers(args: argparse.Namespace) -> dict[str, Any]:
     """The selectable teachers: name -> ``teacher(noisy, noise_std) -> target`` (or the clean marker)."""
     return {
         "clean": clean_teacher,
-        "map": lambda y, s: denoise(y, sigma=s, lam=args.lam),
+        "map": lambda y, s: denoise(y, method="map_latent", sigma=s, lam=args.lam),
         "wnnm": lambda y, s: baselines.wnnm(y, sigma=args.teacher_scale * s),
         "bm3d": lambda y, s: baselines.bm3d(y, sigma=args.teacher_scale * s),
     }

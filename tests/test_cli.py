@@ -30,6 +30,22 @@ def test_npy_to_npy(tiny_checkpoint, tmp_path):
     assert res.shape == (16, 16) and res.dtype == np.float32 and np.all(np.isfinite(res))
 
 
+def test_map_options_reach_the_denoiser(tiny_checkpoint, tmp_path):
+    """--objective, --start, --global-steps and --lam give what the API gives with those options."""
+    import usprior
+
+    y = np.random.default_rng(3).uniform(0, 1, (20, 22)).astype(np.float32)
+    src, out = tmp_path / "in.npy", tmp_path / "out.npy"
+    np.save(src, y)
+    cases = [(["--start", "tv", "--global-steps", "3", "--lam", "0.5"], dict(start="tv", global_steps=3, lam=0.5)),
+             (["--objective", "latent", "--steps", "4", "--stride", "8"], dict(objective="latent", steps=4, stride=8))]
+    for flags, options in cases:
+        out.unlink(missing_ok=True)
+        assert main(["denoise", str(src), "-o", str(out), "--sigma", "0.1", "--checkpoint", str(tiny_checkpoint), *flags]) == 0
+        expected = usprior.denoise(y, sigma=0.1, checkpoint=tiny_checkpoint, **options)
+        np.testing.assert_allclose(np.load(out), expected, atol=1e-5)
+
+
 def test_errors_exit_2(tiny_checkpoint, tmp_path, capsys):
     assert main(["denoise", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.png")]) == 2
     assert "not found" in capsys.readouterr().err

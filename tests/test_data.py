@@ -87,6 +87,19 @@ def test_sagittal_slices_are_sagittal(volume: np.ndarray) -> None:
             np.testing.assert_array_equal(s, volume[i])
 
 
+def test_evaluation_planes_are_axial_and_coronal(volume: np.ndarray) -> None:
+    """The evaluation planes cut the volume across the sagittal axis (no sagittal slice is one)."""
+    for plane, index in data.EVALUATION_PLANES:
+        image = data.evaluation_plane(plane, index)
+        cut = volume[:, :, index] if plane == "axial" else volume[:, index, :]
+        np.testing.assert_array_equal(image, np.rot90(cut))
+        assert image.shape[1] == data.MNI_SHAPE[0] and image.dtype == np.float32
+    with pytest.raises(ValueError, match="plane must be 'axial' or 'coronal'"):
+        data.evaluation_plane("sagittal", 90)
+    with pytest.raises(ValueError, match="index"):
+        data.evaluation_plane("axial", 500)
+
+
 def test_unknown_split() -> None:
     with pytest.raises(ValueError):
         data.sagittal_slices("axial")

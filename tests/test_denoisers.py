@@ -51,11 +51,66 @@ def test_map_denoiser_on_frames(tiny_checkpoint):
     assert den.min_size == 8
 
 
+def test_map_starts_from_a_fast_denoiser(tiny_checkpoint):
+    """Latent MAP with start="bm3d": the first frame's patches start at BM3D's output, given the
+    Gaussian sigma."""
+    from usprior.physics.likelihoods import Gaussian
+    from usprior.priors.flow import load_prior
+    from usprior.solvers.map import MAPConfig, map_denoise
+
+    x = frames(1, (24, 30))
+    out = make_denoiser("map_latent", checkpoint=tiny_checkpoint, steps=1, stride=8, start="bm3d")(x, sigma=0.07)
+    start = usprior.baselines.bm3d(x[0], sigma=0.07)
+    ref = map_denoise(x[0], load_prior(tiny_checkpoint), Gaussian(sigma=0.07), usprior.DEFAULT_LAM["latent"],
+                      MAPConfig(steps=1, stride=8), x0=start).image
+    np.testing.assert_allclose(out[0], np.clip(ref, 0, 1), atol=1e-5)
+    blur = make_denoiser("map_latent", checkpoint=tiny_checkpoint, steps=1, stride=8)(x, sigma=0.07)
+    assert np.abs(out - blur).max() > 1e-3
+
+
+def test_auto_start_is_bm3d_for_raw_and_latent_map_for_clipped_frames(tiny_checkpoint):
+    """start="auto" (the default): BM3D for an observation as it comes, latent MAP with the same
+    prior for a clipped display frame (>= 1 % of its pixels exactly at 0 or 1)."""
+    from usprior.physics.likelihoods import Gaussian
+    from usprior.priors.flow import load_prior
+    from usprior.solvers.global_map import GlobalConfig, global_map_denoise
+
+    prior, cfg = load_prior(tiny_checkpoint), GlobalConfig(steps=2, stride=4)
+    raw = frames(1, (24, 30)) + np.float32(0.03)
+    clipped = raw.copy()
+    clipped[:, :4] = 0.0  # 13 % black
+    den = make_denoiser("map", checkpoint=tiny_checkpoint, global_steps=2)
+    starts = {"raw": usprior.baselines.bm3d(raw[0], sigma=0.05),
+              "clipped": make_denoiser("map_latent", checkpoint=tiny_checkpoint)(clipped, sigma=0.05)[0]}
+    for name, x in (("raw", raw), ("clipped", clipped)):
+        ref = global_map_denoise(x[0], prior, Gaussian(sigma=0.05), usprior.DEFAULT_LAM["global"], x0=starts[name], cfg=cfg)
+        np.testing.assert_allclose(den(x, sigma=0.05)[0], np.clip(ref.image, 0, 1), atol=1e-5)
+
+
+def test_global_map_refines_every_frames_start(tiny_checkpoint):
+    """objective="global" with a start denoiser: the global objective from that denoiser's output,
+    frame by frame (no latent stage)."""
+    from usprior.physics.likelihoods import Gaussian
+    from usprior.priors.flow import load_prior
+    from usprior.solvers.global_map import GlobalConfig, global_map_denoise
+
+    x = frames(2, (24, 30))
+    den = make_denoiser("map", checkpoint=tiny_checkpoint, objective="global", start="tv", global_steps=3,
+                        global_stride=4, lam=0.5)
+    out = den(x, sigma=0.05)
+    for frame, result in zip(x, out):
+        start = usprior.baselines.tv(frame)
+        ref = global_map_denoise(frame, load_prior(tiny_checkpoint), Gaussian(sigma=0.05), 0.5, x0=start,
+                                 cfg=GlobalConfig(steps=3, stride=4)).image
+        np.testing.assert_allclose(result, np.clip(ref, 0, 1), atol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("name", "option", "valid"),
     [
         ("nlm", "lam", "h, patch_size, patch_distance"),
-        ("map", "batch", "checkpoint, likelihood, lam, steps, warm_steps, stride, chunk, progress, objective, global_steps"),
+        ("map", "batch", "checkpoint, likelihood, objective, lam, start, steps, warm_steps, stride, stop_rtol, "
+                "global_steps, global_stride, chunk, progress"),
         ("pix2pix", "steps", "checkpoint, batch"),
     ],
 )
@@ -74,6 +129,9 @@ def test_an_unknown_option_lists_the_valid_ones(name, option, valid):
         ("map", {"steps": 10**6}, r"steps must be an integer in \[1, 10000\]"),
         ("map", {"lam": -1.0}, "lam must be finite and > 0"),
         ("map", {"likelihood": "poisson"}, "unknown likelihood 'poisson'"),
+        ("map", {"start": 3}, "start must be 'auto', 'blur' or the name of a registered denoiser"),
+        ("map", {"start": "nosuch"}, "unknown method 'nosuch'"),
+        ("map", {"stop_rtol": -1.0}, "stop_rtol"),
         ("ffdnet", {"batch": 0}, "batch must be an integer >= 1"),
     ],
 )

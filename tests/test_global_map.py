@@ -45,9 +45,8 @@ def test_the_objective_decreases_and_the_best_iterate_is_returned(tiny_prior):
 
 def test_map_denoiser_with_the_global_objective(tiny_checkpoint):
     _, y = noisy_image((24, 28))
-    latent = usprior.denoise(y, checkpoint=tiny_checkpoint, sigma=0.1, steps=5, stride=8)
-    coupled = usprior.denoise(y, checkpoint=tiny_checkpoint, sigma=0.1, steps=5, stride=8, objective="global",
-                              global_steps=10)
+    latent = usprior.denoise(y, checkpoint=tiny_checkpoint, sigma=0.1, steps=5, stride=8, objective="latent")
+    coupled = usprior.denoise(y, checkpoint=tiny_checkpoint, sigma=0.1, objective="global", global_steps=10)
     assert coupled.shape == y.shape and np.all(np.isfinite(coupled)) and not np.allclose(coupled, latent)
-    with pytest.raises(ValueError, match="objective must be 'latent' or 'global'"):
+    with pytest.raises(ValueError, match="objective must be 'global' or 'latent'"):
         usprior.make_denoiser("map", checkpoint=tiny_checkpoint, objective="epll")

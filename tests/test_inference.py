@@ -106,14 +106,14 @@ def test_map_cine_warm_starts_from_the_previous_frame(tiny_checkpoint, tiny_prio
     """Frame 0 is a cold MAP solve; frame t > 0 runs warm_steps from frame t-1's latents."""
     frames = stack(2, (24, 30))
     kw = dict(sigma=0.1, steps=8, stride=8)
-    out = usprior.denoise(frames, checkpoint=tiny_checkpoint, warm_steps=3, **kw)
+    out = usprior.denoise(frames, method="map_latent", checkpoint=tiny_checkpoint, warm_steps=3, **kw)
     lik = Gaussian(0.1)
     cfg = MAPConfig(steps=8, stride=8)
-    first = map_denoise(frames[0], tiny_prior, lik, usprior.DEFAULT_LAM, cfg)
-    second = map_denoise(frames[1], tiny_prior, lik, usprior.DEFAULT_LAM, dataclasses.replace(cfg, steps=3), z0=first.z)
+    first = map_denoise(frames[0], tiny_prior, lik, usprior.DEFAULT_LAM["latent"], cfg)
+    second = map_denoise(frames[1], tiny_prior, lik, usprior.DEFAULT_LAM["latent"], dataclasses.replace(cfg, steps=3), z0=first.z)
     np.testing.assert_allclose(out[0], np.clip(first.image, 0, 1), atol=1e-6)
     np.testing.assert_allclose(out[1], np.clip(second.image, 0, 1), atol=1e-6)
-    cold = usprior.denoise(frames[1], checkpoint=tiny_checkpoint, **kw)
+    cold = usprior.denoise(frames[1], method="map_latent", checkpoint=tiny_checkpoint, **kw)
     assert not np.allclose(out[1], cold, atol=1e-4)
 
 

@@ -19,7 +19,8 @@ SCRIPT = """
 import sys, numpy as np, jax, usprior
 assert jax.device_count() == 4, jax.devices()
 y = np.load(sys.argv[1])
-np.savez(sys.argv[2], map=usprior.denoise(y, method="map", steps=4, sigma=0.1, stride=8, chunk=40),
+np.savez(sys.argv[2], map=usprior.denoise(y, method="map_latent", steps=4, sigma=0.1, stride=8, chunk=40),
+         glob=usprior.denoise(y, method="map", sigma=0.1, global_steps=4, chunk=40),
          unrolled=usprior.denoise(y, method="unrolled", stride=8, chunk=40))
 """
 
@@ -34,7 +35,11 @@ def test_sharded_equals_unsharded(tmp_path):
     subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "y.npy"), str(tmp_path / "out.npz")],
                    check=True, env=env, timeout=600)
     sharded = np.load(tmp_path / "out.npz")
-    np.testing.assert_array_equal(sharded["map"], usprior.denoise(noisy, method="map", steps=4, sigma=0.1, stride=8, chunk=40))
+    np.testing.assert_array_equal(sharded["map"], usprior.denoise(noisy, method="map_latent", steps=4, sigma=0.1, stride=8,
+                                                                  chunk=40))
+    # the global objective sums the patch scores over the devices: equal to float rounding
+    np.testing.assert_allclose(sharded["glob"], usprior.denoise(noisy, method="map", sigma=0.1, global_steps=4, chunk=40),
+                               atol=1e-4)
     # unrolled: chunks padded to a multiple of 4 compile to other shapes: equal to float rounding
     np.testing.assert_allclose(sharded["unrolled"], usprior.denoise(noisy, method="unrolled", stride=8, chunk=40), atol=1e-5)
 

@@ -45,7 +45,8 @@ def test_the_installed_package_is_the_wheel(installed, tmp_path):
 
 @pytest.mark.parametrize(
     ("method", "extra"),
-    [("map", ["--steps", "2", "--sigma", "0.1"]), ("ffdnet", []), ("pix2pix", []), ("unrolled", [])],
+    [("map", ["--global-steps", "2", "--sigma", "0.1"]), ("map_latent", ["--steps", "2", "--sigma", "0.1"]),
+     ("ffdnet", []), ("pix2pix", []), ("unrolled", [])],
 )
 def test_denoise_with_each_shipped_model_from_another_directory(installed, tmp_path, method, extra):
     yy, xx = np.mgrid[0:48, 0:40]

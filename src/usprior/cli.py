@@ -40,10 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--likelihood", default=None, help="map: default gaussian; unrolled: default the trained one")
     d.add_argument("--sigma", type=float, default=None,
                    help="noise level (map: default estimated; ffdnet: the noise-map strength knob)")
-    d.add_argument("--lam", type=float, default=None, help="map: weight of ||z||^2 (default 1, calibrated)")
-    d.add_argument("--steps", type=int, default=None, help="map: Adam steps per patch")
-    d.add_argument("--warm-steps", type=int, default=None, help="map, cine: steps on warm-started frames")
-    d.add_argument("--stride", type=int, default=None, help="map / unrolled: patch stride in pixels")
+    d.add_argument("--objective", default=None, help="map: global (default) or latent")
+    d.add_argument("--start", default=None,
+                   help="map: the start image, blur or a registered denoiser (default bm3d; latent: blur)")
+    d.add_argument("--lam", type=float, default=None,
+                   help="map: prior weight (default 0.25 global, 1 latent; calibrated)")
+    d.add_argument("--global-steps", type=int, default=None, help="map: Adam steps on the global objective (default 20)")
+    d.add_argument("--steps", type=int, default=None, help="map_latent: Adam steps per patch")
+    d.add_argument("--warm-steps", type=int, default=None, help="map_latent, cine: steps on warm-started frames")
+    d.add_argument("--stride", type=int, default=None, help="map_latent / unrolled: patch stride in pixels")
     d.add_argument("--batch", type=int, default=None, help="pix2pix / ffdnet: frames per pass")
     d.add_argument("--checkpoint", default=None, help="checkpoint of the method: a directory or a shipped name")
     d.add_argument("--compare", type=Path, default=None, help="also write a before/after image (.png, .gif for cine)")
@@ -138,7 +143,8 @@ def _settings(args: argparse.Namespace):
 
     import_plugins(args.plugin)
     denoiser_entry(args.method)
-    given = {"likelihood": args.likelihood, "lam": args.lam, "steps": args.steps, "warm_steps": args.warm_steps,
+    given = {"likelihood": args.likelihood, "objective": args.objective, "start": args.start, "lam": args.lam,
+             "global_steps": args.global_steps, "steps": args.steps, "warm_steps": args.warm_steps,
              "stride": args.stride, "batch": args.batch, "checkpoint": args.checkpoint}
     options = {k: v for k, v in given.items() if v is not None}
     valid = denoiser_options(args.method)

@@ -11,6 +11,9 @@ The built-ins are registered below by import path (loaded on first use), each wi
 grid of ``usprior bench``: values of names in ``noise_scaled`` are multiples of the noise std.
 """
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from usprior.denoisers.base import (
     CallableDenoiser,
     Denoiser,
@@ -42,19 +45,24 @@ __all__ = [
     "unregister_denoiser",
 ]
 
-DEFAULT_LAM = 1.0
-"""Default weight of ||z||^2 in latent MAP, calibrated on the sagittal validation band
-(docs/results/calibrate_map.md: best of 0.375, 1 and 2 at sigma 0.1 and 0.2, +1.5 and +3.3 dB
-over the MRI-prior paper's 0.375; see :mod:`usprior.denoisers.flow`)."""
+DEFAULT_LAM: Mapping[str, float] = MappingProxyType({"latent": 1.0, "global": 0.25})
+"""Default prior weight of MAP per objective, calibrated on the sagittal validation band: latent
+MAP's weight of ||z||^2 (docs/results/calibrate_map.md: best of 0.375, 1 and 2 at sigma 0.1 and
+0.2, +1.5 and +3.3 dB over the MRI-prior paper's 0.375) and the global objective's, refining a
+BM3D start (docs/results/map_settings.md); see :mod:`usprior.denoisers.flow`."""
 
 _LAM_GRID = tuple(0.375 * 4.0**k for k in range(5))  # the benchmark's grid: 0.375 ... 96
 _DOUBLING = (1.0, 2.0, 4.0, 8.0, 16.0)  # noise-scaled grids: white noise wants ~1, correlated speckle 4-16
 _WINDOWS = (5, 9, 17, 33)
 _CLASSICAL = "usprior.denoisers.classical:"
 
+_LATENT = {"objective": "latent", "start": "blur"}
 register_denoiser("map", "usprior.denoisers.flow:MAPDenoiser", grid={"sigma": (1.0,), "lam": _LAM_GRID},
-                  noise_scaled=("sigma",), description="latent MAP with the Glow patch prior (iterative)")
-register_denoiser("map_log_speckle", "usprior.denoisers.flow:MAPDenoiser", presets={"likelihood": "log_speckle"},
+                  noise_scaled=("sigma",), description="MAP with the Glow patch prior: the global objective from BM3D")
+register_denoiser("map_latent", "usprior.denoisers.flow:MAPDenoiser", presets=_LATENT,
+                  grid={"sigma": (1.0,), "lam": _LAM_GRID}, noise_scaled=("sigma",),
+                  description="latent MAP, independent patches from the smoothed observation")
+register_denoiser("map_log_speckle", "usprior.denoisers.flow:MAPDenoiser", presets={"likelihood": "log_speckle", **_LATENT},
                   grid={"sigma": (1.0,), "lam": _LAM_GRID}, noise_scaled=("sigma",),
                   description="latent MAP with the log-speckle likelihood")
 register_denoiser("unrolled", "usprior.denoisers.flow:UnrolledDenoiser", grid={"sigma": (1.0,)}, noise_scaled=("sigma",),

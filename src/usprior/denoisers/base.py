@@ -105,13 +105,24 @@ class FunctionDenoiser(Denoiser):
     """A per-frame function ``fn(image, **options[, sigma=s]) -> image`` as a :class:`Denoiser`.
 
     ``sigma`` is passed to ``fn`` only when given (else ``fn``'s default applies); a function
-    without a ``sigma`` parameter takes no noise level.
+    without a ``sigma`` parameter takes no noise level. ``bounds``: the float input range ``fn``
+    handles (default [0, 1]; ``(None, None)`` for additive-noise methods that take any value).
     """
 
-    def __init__(self, fn: Callable[..., np.ndarray], options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., np.ndarray],
+        options: Mapping[str, Any] | None = None,
+        bounds: tuple[float | None, float | None] = (0.0, 1.0),
+    ) -> None:
         self.fn = fn
         self.options = dict(options or {})
+        self.bounds = bounds
         self.sigma_input = "scalar" if "sigma" in inspect.signature(fn).parameters else "none"
+
+    @property
+    def input_bounds(self) -> tuple[tuple[float | None, float | None], str]:
+        return self.bounds, ""
 
     @property
     def name(self) -> str:
@@ -122,13 +133,15 @@ class FunctionDenoiser(Denoiser):
         return np.stack([np.asarray(self.fn(f, **self.options, **extra), np.float32) for f in frames])
 
 
-def function_factory(fn: Callable[..., np.ndarray]) -> Factory:
-    """The factory of :class:`FunctionDenoiser` for ``fn``: its options are ``fn``'s keyword
-    parameters except the image and ``sigma``."""
+def function_factory(
+    fn: Callable[..., np.ndarray], bounds: tuple[float | None, float | None] = (0.0, 1.0)
+) -> Factory:
+    """The factory of :class:`FunctionDenoiser` for ``fn`` (float inputs within ``bounds``): its
+    options are ``fn``'s keyword parameters except the image and ``sigma``."""
     params = list(inspect.signature(fn).parameters.values())[1:]
 
     def factory(**options: Any) -> FunctionDenoiser:
-        return FunctionDenoiser(fn, options)
+        return FunctionDenoiser(fn, options, bounds)
 
     factory.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params if p.name != "sigma"]

@@ -1,12 +1,20 @@
-"""Denoisers that use the flow prior: latent MAP (``"map"``) and unrolled MAP (``"unrolled"``).
+"""Denoisers that use the flow prior: MAP (``"map"``, ``"map_latent"``) and unrolled MAP (``"unrolled"``).
 
-Regularisation weight. The MAP solver minimises NLL(y | f^-1(z)) + lam ||z||^2. For additive
+Regularisation weight. Latent MAP minimises NLL(y | f^-1(z)) + lam ||z||^2. For additive
 Gaussian noise, NLL = ||y - x||^2 / (2 sigma^2), so the MRI-prior paper's form
 ||y - x||^2 + lam_p ||z||^2 with its default lam_p = 0.75 sigma^2 is the same problem with
 lam = lam_p / (2 sigma^2) = 0.375: a noise-level-free constant (lam = 0.5 is the exact
-Bayesian MAP under z ~ N(0, I)). :data:`DEFAULT_LAM` = 1 was measured best on the sagittal
-validation band at sigma 0.1 and 0.2 alike (docs/results/calibrate_map.md), so it stays a
-constant, not a function of the noise level.
+Bayesian MAP under z ~ N(0, I)). ``DEFAULT_LAM["latent"]`` = 1 was measured best on the
+sagittal validation band at sigma 0.1 and 0.2 alike (docs/results/calibrate_map.md), so it stays
+a constant, not a function of the noise level; so is the global objective's
+``DEFAULT_LAM["global"]`` = 0.25 (docs/results/map_settings.md).
+
+The default ``"map"`` is the global patch-prior objective started from BM3D's estimate: on the
+validation band its optimum is a worse estimate than an early iterate (as latent MAP's is), and
+20 Adam steps from BM3D, a fast estimate that is already close, gain 0.3 dB over BM3D where
+latent MAP from the smoothed observation ends 0.8-1.0 dB below it (docs/results/map_settings.md).
+A clipped display image (a PNG export, the bundled MRI example) starts from latent MAP instead:
+BM3D's additive model is biased there (27.4 dB on the example, latent MAP 30.2, refined 31.0).
 
 ``sigma`` (call time) is the noise level of the likelihood. None: for ``"map"`` it is estimated
 from the first frame (:meth:`Likelihood.from_image`); for ``"unrolled"`` it is the trained one,
@@ -19,11 +27,12 @@ import dataclasses
 import os
 
 import numpy as np
+import scipy.ndimage
 
 from usprior.amortized.checkpoint import AmortizedCheckpoint, load_model
 from usprior.denoisers import DEFAULT_LAM
-from usprior.denoisers.base import Denoiser
-from usprior.physics.likelihoods import LIKELIHOODS, Likelihood, make_likelihood
+from usprior.denoisers.base import Denoiser, denoiser_entry, make_denoiser
+from usprior.physics.likelihoods import LIKELIHOODS, Gaussian, Likelihood, make_likelihood
 from usprior.priors.flow import FlowPrior, load_prior
 from usprior.solvers.global_map import GlobalConfig, global_map_denoise
 from usprior.solvers.map import MAX_STEPS, MAPConfig, map_denoise
@@ -31,6 +40,9 @@ from usprior.solvers.unrolled import unrolled_denoise
 from usprior.validation import check_int, check_positive
 
 UNROLLED_MODEL = "unrolled_us"
+CLIPPED_FRACTION = 0.01
+"""The share of a frame's pixels exactly at 0 or 1 that makes ``start="auto"`` treat it as a
+clipped display image (raw Gaussian observations have none)."""
 
 
 def _check_likelihood(likelihood: str | Likelihood | None) -> str | Likelihood | None:
@@ -40,17 +52,37 @@ def _check_likelihood(likelihood: str | Likelihood | None) -> str | Likelihood |
 
 
 class MAPDenoiser(Denoiser):
-    """Latent MAP with a flow prior (:func:`usprior.solvers.map.map_denoise`), frame by frame.
+    """MAP with a flow prior, frame by frame: the global patch-prior objective
+    (:func:`usprior.solvers.global_map.global_map_denoise`) or latent MAP
+    (:func:`usprior.solvers.map.map_denoise`).
 
     Options: ``checkpoint`` the prior (a directory or shipped name; default ``glow_mri``),
     ``likelihood`` a name of ``LIKELIHOODS`` or a likelihood object (default ``"gaussian"``),
-    ``lam`` the weight of ||z||^2 (default :data:`DEFAULT_LAM`), ``steps`` Adam steps per patch
-    (1 to 10,000), ``warm_steps`` steps of every cine frame after the first, warm-started from the
-    previous frame's latents (default ``steps // 4``), ``stride`` of the patch grid, ``chunk``
-    patches per compiled batch, ``progress`` a bar over the chunks. ``objective``: ``"latent"``
-    (independent patches, averaged) or ``"global"``: the latent estimate refined by
-    ``global_steps`` Adam steps on the image-level objective that couples every overlapping patch
-    (:mod:`usprior.solvers.global_map`, patches every 8 px). Deterministic.
+    ``objective`` ``"global"`` (default) or ``"latent"``, ``lam`` the prior weight (default
+    ``DEFAULT_LAM[objective]``), ``start`` where the estimate starts: ``"blur"`` (the
+    observation smoothed by a 1 px Gaussian), the name of a registered denoiser whose output is
+    the start image (``"map_latent"`` gives the latent estimate refined by the global
+    objective), or ``"auto"``: ``"bm3d"`` for an observation as it comes and ``"map_latent"``
+    for a clipped one (at least :data:`CLIPPED_FRACTION` of the first frame's pixels exactly at
+    0 or 1: a display image, where BM3D's additive model is biased). Default ``"auto"`` for the
+    global objective, ``"blur"`` for latent MAP. A start
+    denoiser is given the Gaussian likelihood's sigma (the same additive-noise std; other
+    likelihoods: its own default noise level). ``chunk`` patches per compiled batch,
+    ``progress`` a bar over the chunks.
+
+    ``objective="global"``: ``global_steps`` Adam steps on the image-level objective that
+    couples every overlapping patch (patches every ``global_stride`` px, default 16 or half
+    the prior's patch if smaller), every frame from its own start image.
+
+    ``objective="latent"``: every patch on its own, z* = argmin NLL(y | f^-1(z)) + lam ||z||^2,
+    averaged; ``steps`` Adam steps per patch (1 to 10,000), ``warm_steps`` steps of every cine
+    frame after the first, warm-started from the previous frame's latents (default
+    ``steps // 4``), ``stride`` of the patch grid (default 16 or half the prior's patch if
+    smaller), ``stop_rtol``: a patch stops early once its
+    best objective improved by less than this fraction over 10 steps (0: never). Only the first
+    frame uses the start image.
+
+    Deterministic.
     """
 
     def __init__(
@@ -58,23 +90,33 @@ class MAPDenoiser(Denoiser):
         *,
         checkpoint: str | os.PathLike | None = None,
         likelihood: str | Likelihood = "gaussian",
-        lam: float = DEFAULT_LAM,
+        objective: str = "global",
+        lam: float | None = None,
+        start: str | None = None,
         steps: int = MAPConfig.steps,
         warm_steps: int | None = None,
-        stride: int = MAPConfig.stride,
+        stride: int | None = None,
+        stop_rtol: float = MAPConfig.stop_rtol,
+        global_steps: int = GlobalConfig.steps,
+        global_stride: int | None = None,
         chunk: int = MAPConfig.chunk,
         progress: bool = False,
-        objective: str = "latent",
-        global_steps: int = GlobalConfig.steps,
     ) -> None:
-        if objective not in ("latent", "global"):
-            raise ValueError(f"objective must be 'latent' or 'global', got {objective!r}")
+        if objective not in DEFAULT_LAM:
+            raise ValueError(f"objective must be 'global' or 'latent', got {objective!r}")
         self.objective = objective
-        self.refine = GlobalConfig(steps=global_steps, chunk=chunk)
+        self.lam = DEFAULT_LAM[objective] if lam is None else check_positive(lam, "lam")
+        start = ("auto" if objective == "global" else "blur") if start is None else start
+        self.auto = start == "auto"
+        self.start = None if start == "blur" else _start_denoiser("bm3d" if self.auto else start, checkpoint)
+        self.clipped_start = _start_denoiser("map_latent", checkpoint) if self.auto else None
         self.prior: FlowPrior = load_prior(checkpoint)
+        patch = self.prior.config.patch
+        global_stride = min(GlobalConfig.stride, patch // 2) if global_stride is None else global_stride
+        self.refine = GlobalConfig(steps=global_steps, stride=global_stride, chunk=chunk)
         self.likelihood = _check_likelihood(likelihood)
-        self.lam = check_positive(lam, "lam")
-        self.cold = MAPConfig(steps=steps, stride=stride, chunk=chunk)
+        stride = min(MAPConfig.stride, patch // 2) if stride is None else stride
+        self.cold = MAPConfig(steps=steps, stride=stride, chunk=chunk, stop_rtol=stop_rtol)
         warm = max(1, self.cold.steps // 4) if warm_steps is None else check_int(warm_steps, "warm_steps", 1, MAX_STEPS)
         self.warm = dataclasses.replace(self.cold, steps=warm)
         self.progress = bool(progress)
@@ -94,16 +136,31 @@ class MAPDenoiser(Denoiser):
 
     def denoise_frames(self, frames: np.ndarray, sigma: float | None) -> np.ndarray:
         lik = make_likelihood(self.likelihood, sigma=sigma, image=frames[0])
+        if self.objective == "global":
+            return np.stack([
+                global_map_denoise(f, self.prior, lik, self.lam, x0=x0, cfg=self.refine).image
+                for f, x0 in zip(frames, self._starts(frames, lik))
+            ])
+        x0 = None if self.start is None else self._starts(frames[:1], lik)[0]
         out, z = [], None
         for frame in frames:
             cfg = self.cold if z is None else self.warm
-            result = map_denoise(frame, self.prior, lik, self.lam, cfg, z0=z, progress=self.progress)
-            image = result.image
-            if self.objective == "global":
-                image = global_map_denoise(frame, self.prior, lik, self.lam, x0=image, cfg=self.refine).image
-            out.append(image)
+            result = map_denoise(frame, self.prior, lik, self.lam, cfg, z0=z, progress=self.progress,
+                                 x0=x0 if z is None else None)
+            out.append(result.image)
             z = result.z
         return np.stack(out)
+
+    def _starts(self, frames: np.ndarray, lik: Likelihood) -> np.ndarray:
+        """The start images (T, H, W): the start denoiser's output, given the Gaussian sigma; or the
+        frames smoothed by latent MAP's ``init_blur`` Gaussian."""
+        if self.start is None:
+            return scipy.ndimage.gaussian_filter(frames, (0, self.cold.init_blur, self.cold.init_blur), mode="reflect")
+        start = self.start
+        if self.auto and np.mean((frames[0] <= 0.0) | (frames[0] >= 1.0)) >= CLIPPED_FRACTION:
+            start = self.clipped_start
+        takes_sigma = isinstance(lik, Gaussian) and start.sigma_input != "none"
+        return start(frames, sigma=float(lik.sigma) if takes_sigma else None)
 
 
 class UnrolledDenoiser(Denoiser):
@@ -151,6 +208,16 @@ class UnrolledDenoiser(Denoiser):
         return np.stack(
             [unrolled_denoise(params, self.model.config, f, self.prior, lik, self.stride, self.chunk) for f in frames]
         )
+
+
+def _start_denoiser(name: object, checkpoint: str | os.PathLike | None) -> Denoiser:
+    """The registered denoiser ``name`` (its defaults) that makes MAP's start image; a MAP start
+    (e.g. ``map_latent``) uses the same prior ``checkpoint``."""
+    if not isinstance(name, str) or name == "auto":
+        raise ValueError(f"start must be 'auto', 'blur' or the name of a registered denoiser, got {name!r}")
+    if denoiser_entry(name).load() is MAPDenoiser:
+        return make_denoiser(name, checkpoint=checkpoint)
+    return make_denoiser(name)
 
 
 def _likelihood_bounds(likelihood: str | Likelihood) -> tuple[tuple[float | None, float | None], str]:

@@ -32,7 +32,7 @@ import skimage.transform
 import skimage.util
 
 from usprior.eval.metrics import tenengrad
-from usprior.validation import check_nonnegative, check_unit
+from usprior.validation import check_int, check_nonnegative, check_unit
 
 MNI_SHAPE = (197, 233, 189)
 MNI_MIDLINE = 98
@@ -113,6 +113,22 @@ def sagittal_slices(split: str) -> list[np.ndarray]:
         raise ValueError(f"unknown split {split!r}; expected one of {sorted(SAGITTAL_SPLITS)}")
     volume = load_mni_volume()
     return [volume[i] for i in SAGITTAL_SPLITS[split]]
+
+
+EVALUATION_PLANES: tuple[tuple[str, int], ...] = (("axial", 70), ("axial", 100), ("coronal", 90), ("coronal", 130))
+"""Axial and coronal MNI152 planes for held-out evaluation (never trained or tuned on)."""
+
+
+def evaluation_plane(plane: str, index: int) -> np.ndarray:
+    """The axial ``vol[:, :, index]`` (233 x 197) or coronal ``vol[:, index, :]`` (189 x 197)
+    MNI152 slice, rotated so the head is up; float32 in [0, 1]. These planes are reserved for
+    evaluation: the prior is trained on sagittal slices only."""
+    volume = load_mni_volume()
+    if plane == "axial":
+        return np.ascontiguousarray(np.rot90(volume[:, :, check_int(index, "index", 0, MNI_SHAPE[2] - 1)]))
+    if plane == "coronal":
+        return np.ascontiguousarray(np.rot90(volume[:, check_int(index, "index", 0, MNI_SHAPE[1] - 1), :]))
+    raise ValueError(f"plane must be 'axial' or 'coronal', got {plane!r}")
 
 
 def _check_not_reserved(names: Sequence[str]) -> None:

@@ -38,7 +38,8 @@ T = TypeVar("T")
 
 class PatchProblem(NamedTuple):
     """The patches of one image: its ``grid``, the noisy patches ``y`` (N, P, P, 1) and the
-    patches ``start`` (N, P, P, 1) of the image smoothed by a Gaussian of ``blur`` px."""
+    patches ``start`` (N, P, P, 1) of the starting image (by default the image smoothed by a
+    Gaussian of ``blur`` px)."""
 
     grid: PatchGrid
     y: Array
@@ -71,13 +72,19 @@ def patch_sharding(devices: Sequence[jax.Device] | None = None) -> NamedSharding
     return NamedSharding(Mesh(np.array(devices), ("patches",)), PartitionSpec("patches"))
 
 
-def patch_problem(image: np.ndarray, patch: int, stride: int, blur: float) -> PatchProblem:
-    """Cut a float32 image (H, W) into its strided patches and those of g * y.
+def patch_problem(
+    image: np.ndarray, patch: int, stride: int, blur: float, start: np.ndarray | None = None
+) -> PatchProblem:
+    """Cut a float32 image (H, W) into its strided patches and those of the start image.
 
-    g is a Gaussian of std ``blur`` px (reflect boundary; 0: the image itself).
+    The start is ``start`` (H, W) when given (e.g. a fast denoiser's estimate), else g * y with
+    g a Gaussian of std ``blur`` px (reflect boundary; 0: the image itself).
     """
     grid = patch_grid(image.shape, patch, stride)
-    smooth = scipy.ndimage.gaussian_filter(image, blur, mode="reflect") if blur > 0 else image
+    if start is not None:
+        smooth = start
+    else:
+        smooth = scipy.ndimage.gaussian_filter(image, blur, mode="reflect") if blur > 0 else image
     y = extract_patches(jnp.asarray(image, jnp.float32), grid)[..., None]
     start = extract_patches(jnp.asarray(smooth, jnp.float32), grid)[..., None]
     return PatchProblem(grid, y, start)

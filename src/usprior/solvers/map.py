@@ -10,7 +10,7 @@ the latents of the observation smoothed by a small Gaussian g (``init_blur`` pix
 f(y)), or from given latents, e.g. the previous frame's: a warm start. The problem is
 non-convex, and the smoothed start reaches a much lower objective in the same number of steps
 (docs/design.md). The per-patch problems are
-independent: one problem is a ``lax.scan`` over the optimiser steps, ``jax.vmap`` runs a chunk
+independent: one problem is a ``lax.while_loop`` over the optimiser steps (it may stop early), ``jax.vmap`` runs a chunk
 of patches at once and one ``jax.jit`` compiles it; chunks bound memory. The denoised patches
 are stitched with Hann overlap weights (:mod:`usprior.solvers.patches`).
 
@@ -62,11 +62,13 @@ well below 100 steps, see docs/design.md): a larger count is a typo, not a setti
 class MAPConfig:
     """Optimiser settings of the latent MAP solver.
 
-    ``steps`` Adam iterations per patch, ``learning_rate`` Adam step size, the learning rate is
-    multiplied by ``decay`` after ``patience`` steps without relative improvement ``rtol``, but
-    never below ``min_scale`` times its initial value; ``stride`` of the patch grid; ``chunk``
-    patches per compiled vmapped batch; ``init_blur`` the std (pixels) of the Gaussian that
-    smooths the observation before it is encoded as the starting point (0: start at f(y)).
+    ``steps`` Adam iterations per patch (at most), ``learning_rate`` Adam step size, the
+    learning rate is multiplied by ``decay`` after ``patience`` steps without relative
+    improvement ``rtol``, but never below ``min_scale`` times its initial value; a patch stops
+    early once its best objective improved by less than ``stop_rtol`` (relative) over the last
+    ``patience`` steps (0: never); ``stride`` of the patch grid; ``chunk`` patches per compiled
+    vmapped batch; ``init_blur`` the std (pixels) of the Gaussian that smooths the observation
+    before it is encoded as the starting point (0: start at f(y); unused with a start image).
     """
 
     steps: int = 100
@@ -76,6 +78,7 @@ class MAPConfig:
     rtol: float = 1e-4
     min_scale: float = 0.01
     init_blur: float = 1.0
+    stop_rtol: float = 0.0
     stride: int = 16
     chunk: int = 256
 
@@ -89,6 +92,7 @@ class MAPConfig:
         check_unit(self.min_scale, "min_scale")
         check_real(self.rtol, "rtol", low=0.0)
         check_real(self.init_blur, "init_blur", low=0.0)
+        check_real(self.stop_rtol, "stop_rtol", low=0.0)
 
 
 class PatchMAPResult(NamedTuple):
@@ -128,27 +132,42 @@ def _optimizer(cfg: MAPConfig) -> optax.GradientTransformationExtraArgs:
 def _solve_patch(
     y: Array, z0: Array, prior: LatentPrior, likelihood: DataFidelity, lam: Array, cfg: MAPConfig
 ) -> tuple[Array, Array]:
-    """Adam + plateau decay on one patch.
+    """Adam + plateau decay on one patch, for ``cfg.steps`` steps or until it has converged.
 
-    Returns the best iterate z* = argmin over the visited z of J(z) (so J(z*) <= J(z0)) and
-    the objective at every step, (steps,).
+    Converged (only with ``cfg.stop_rtol`` > 0): the best objective improved by less than
+    ``stop_rtol * |J|`` over the last ``patience`` steps. Returns the best iterate
+    z* = argmin over the visited z of J(z) (so J(z*) <= J(z0)) and the objective at every step,
+    (steps,), where the steps after a stop repeat the best value. Under ``vmap`` the loop runs
+    while any patch of the batch is still going; the stopped ones are frozen.
     """
     opt = _optimizer(cfg)
     value_and_grad = jax.value_and_grad(latent_objective)
+    early = cfg.stop_rtol > 0
 
-    def step(carry: tuple, _: None) -> tuple[tuple, Array]:
-        z, state, best_z, best_value = carry
+    def going(carry: tuple) -> Array:
+        i, *_, stopped = carry
+        return (i < cfg.steps) & ~stopped
+
+    def step(carry: tuple) -> tuple:
+        i, z, state, best_z, best_value, checked, trace, _ = carry
         value, grad = value_and_grad(z, y, prior, likelihood, lam)
         better = value < best_value
         best_z = jnp.where(better, z, best_z)
         best_value = jnp.where(better, value, best_value)
         updates, state = opt.update(grad, state, z, value=value)
-        return (optax.apply_updates(z, updates), state, best_z, best_value), value
+        check = (i + 1) % cfg.patience == 0
+        stopped = early & check & (checked - best_value < cfg.stop_rtol * jnp.abs(best_value))
+        checked = jnp.where(check, best_value, checked)
+        trace = trace.at[i].set(value)
+        return i + 1, optax.apply_updates(z, updates), state, best_z, best_value, checked, trace, stopped
 
-    init = (z0, opt.init(z0), z0, jnp.asarray(jnp.inf, z0.dtype))
-    (z, _, best_z, best_value), trace = jax.lax.scan(step, init, None, length=cfg.steps)
+    inf = jnp.asarray(jnp.inf, z0.dtype)
+    init = (0, z0, opt.init(z0), z0, inf, inf, jnp.zeros(cfg.steps, z0.dtype), jnp.asarray(False))
+    i, z, _, best_z, best_value, _, trace, stopped = jax.lax.while_loop(going, step, init)
     final_value = latent_objective(z, y, prior, likelihood, lam)
-    return jnp.where(final_value < best_value, z, best_z), trace
+    use_final = ~stopped & (final_value < best_value)  # a stopped patch's last update was not judged
+    trace = jnp.where(jnp.arange(cfg.steps) < i, trace, best_value)
+    return jnp.where(use_final, z, best_z), trace
 
 
 @functools.partial(jax.jit, static_argnames="cfg")
@@ -176,6 +195,7 @@ def map_denoise(
     cfg: MAPConfig = MAPConfig(),
     z0: np.ndarray | None = None,
     progress: bool = False,
+    x0: np.ndarray | None = None,
 ) -> MAPResult:
     """Denoise a 2-D image (H, W) by latent MAP on every patch of a strided grid.
 
@@ -184,13 +204,19 @@ def map_denoise(
     patches with :func:`solve_patches` (one compilation per image size) and stitches them with
     Hann weights; with several local devices each chunk is split over all of them. ``z0``
     (N, P, P, C) warm-starts the latents, e.g. from the previous frame's
-    :attr:`MAPResult.z` of the same image size; otherwise each patch starts at f(clip(g * y)).
+    :attr:`MAPResult.z` of the same image size; otherwise each patch starts at f(clip(x0_k)),
+    the patches of the start image ``x0`` (H, W) (e.g. a fast denoiser's estimate), or without
+    one at f(clip(g * y)).
     """
     p, _, c = prior.event_shape
     if c != 1:
         raise ValueError(f"map_denoise handles grayscale images; the prior has {c} channels")
     image = check_image(image).astype(np.float32)
-    problem = patch_problem(image, p, cfg.stride, cfg.init_blur)
+    if x0 is not None:
+        x0 = check_image(x0, "x0").astype(np.float32)
+        if x0.shape != image.shape:
+            raise ValueError(f"the start image x0 has shape {x0.shape}, the image {image.shape}")
+    problem = patch_problem(image, p, cfg.stride, cfg.init_blur, start=x0)
     if z0 is not None and tuple(z0.shape) != tuple(problem.y.shape):
         raise ValueError(f"warm-start latents have shape {tuple(z0.shape)}, expected {tuple(problem.y.shape)}")
     sharding = patch_sharding()  # every local device solves a share of each chunk

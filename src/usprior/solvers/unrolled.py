@@ -66,7 +66,7 @@ _RMS_FLOOR = 1e-12  # added to mean(g^2): keeps the normalised step (and its gra
 @dataclasses.dataclass(frozen=True)
 class UnrolledConfig:
     """``steps`` K unrolled gradient steps; initial step size ``init_lr`` (RMS move per latent
-    entry and step) and regularisation weight ``init_lam`` (``usprior.api.DEFAULT_LAM``) of
+    entry and step) and regularisation weight ``init_lam`` (the MRI-prior paper's 0.375) of
     every step; ``init_blur`` the std (px) of the Gaussian smoothing of the observation whose
     latents are the start (as ``MAPConfig.init_blur``; 0: start at f(y))."""
 
