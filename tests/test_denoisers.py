@@ -77,7 +77,8 @@ def test_auto_start_is_bm3d_for_raw_and_latent_map_for_clipped_frames(tiny_check
 
     prior, cfg = load_prior(tiny_checkpoint), GlobalConfig(steps=2, stride=4)
     raw = frames(1, (24, 30)) + np.float32(0.03)
-    clipped = raw.copy()
+    raw[:, :4] -= 0.1  # a raw observation dips below 0 without piling up at it
+    clipped = np.clip(raw, 0.0, 1.0)
     clipped[:, :4] = 0.0  # 13 % black
     den = make_denoiser("map", checkpoint=tiny_checkpoint, global_steps=2)
     starts = {"raw": usprior.baselines.bm3d(raw[0], sigma=0.05),

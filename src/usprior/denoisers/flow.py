@@ -65,10 +65,10 @@ class MAPDenoiser(Denoiser):
     objective), or ``"auto"``: ``"bm3d"`` for an observation as it comes and ``"map_latent"``
     for a clipped one (at least :data:`CLIPPED_FRACTION` of the first frame's pixels exactly at
     0 or 1: a display image, where BM3D's additive model is biased). Default ``"auto"`` for the
-    global objective, ``"blur"`` for latent MAP. A start
-    denoiser is given the Gaussian likelihood's sigma (the same additive-noise std; other
-    likelihoods: its own default noise level). ``chunk`` patches per compiled batch,
-    ``progress`` a bar over the chunks.
+    global objective, ``"blur"`` for latent MAP. A start denoiser is given the Gaussian
+    likelihood's sigma (the same additive-noise std; other likelihoods: its own default noise
+    level); a MAP start uses the same prior. ``chunk`` patches per compiled batch, ``progress``
+    a bar over the chunks.
 
     ``objective="global"``: ``global_steps`` Adam steps on the image-level objective that
     couples every overlapping patch (patches every ``global_stride`` px, default 16 or half
@@ -78,11 +78,10 @@ class MAPDenoiser(Denoiser):
     averaged; ``steps`` Adam steps per patch (1 to 10,000), ``warm_steps`` steps of every cine
     frame after the first, warm-started from the previous frame's latents (default
     ``steps // 4``), ``stride`` of the patch grid (default 16 or half the prior's patch if
-    smaller), ``stop_rtol``: a patch stops early once its
-    best objective improved by less than this fraction over 10 steps (0: never). Only the first
-    frame uses the start image.
+    smaller), ``stop_rtol``: a patch stops early once its best objective improved by less than
+    this fraction over 10 steps (0: never). Only the first frame uses the start image.
 
-    Deterministic.
+    Deterministic (a BM3D start to its multithreaded float rounding, ~1e-7).
     """
 
     def __init__(
@@ -157,7 +156,7 @@ class MAPDenoiser(Denoiser):
         if self.start is None:
             return scipy.ndimage.gaussian_filter(frames, (0, self.cold.init_blur, self.cold.init_blur), mode="reflect")
         start = self.start
-        if self.auto and np.mean((frames[0] <= 0.0) | (frames[0] >= 1.0)) >= CLIPPED_FRACTION:
+        if self.auto and np.mean((frames[0] == 0.0) | (frames[0] == 1.0)) >= CLIPPED_FRACTION:
             start = self.clipped_start
         takes_sigma = isinstance(lik, Gaussian) and start.sigma_input != "none"
         return start(frames, sigma=float(lik.sigma) if takes_sigma else None)
