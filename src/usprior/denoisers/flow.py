@@ -27,13 +27,13 @@ import dataclasses
 import os
 
 import numpy as np
-import scipy.ndimage
 
 from usprior.amortized.checkpoint import AmortizedCheckpoint, load_model
 from usprior.denoisers import DEFAULT_LAM
 from usprior.denoisers.base import Denoiser, denoiser_entry, make_denoiser
 from usprior.physics.likelihoods import LIKELIHOODS, Gaussian, Likelihood, make_likelihood
 from usprior.priors.flow import FlowPrior, load_prior
+from usprior.solvers.engine import blurred
 from usprior.solvers.global_map import GlobalConfig, global_map_denoise
 from usprior.solvers.map import MAX_STEPS, MAPConfig, map_denoise
 from usprior.solvers.unrolled import unrolled_denoise
@@ -106,9 +106,8 @@ class MAPDenoiser(Denoiser):
         self.objective = objective
         self.lam = DEFAULT_LAM[objective] if lam is None else check_positive(lam, "lam")
         start = ("auto" if objective == "global" else "blur") if start is None else start
-        self.auto = start == "auto"
-        self.start = None if start == "blur" else _start_denoiser("bm3d" if self.auto else start, checkpoint)
-        self.clipped_start = _start_denoiser("map_latent", checkpoint) if self.auto else None
+        self.start = None if start == "blur" else _start_denoiser("bm3d" if start == "auto" else start, checkpoint)
+        self.clipped_start = _start_denoiser("map_latent", checkpoint) if start == "auto" else None
         self.prior: FlowPrior = load_prior(checkpoint)
         patch = self.prior.config.patch
         global_stride = min(GlobalConfig.stride, patch // 2) if global_stride is None else global_stride
@@ -154,9 +153,9 @@ class MAPDenoiser(Denoiser):
         """The start images (T, H, W): the start denoiser's output, given the Gaussian sigma; or the
         frames smoothed by latent MAP's ``init_blur`` Gaussian."""
         if self.start is None:
-            return scipy.ndimage.gaussian_filter(frames, (0, self.cold.init_blur, self.cold.init_blur), mode="reflect")
+            return np.stack([blurred(f, self.cold.init_blur) for f in frames])
         start = self.start
-        if self.auto and np.mean((frames[0] == 0.0) | (frames[0] == 1.0)) >= CLIPPED_FRACTION:
+        if self.clipped_start is not None and np.mean((frames[0] == 0.0) | (frames[0] == 1.0)) >= CLIPPED_FRACTION:
             start = self.clipped_start
         takes_sigma = isinstance(lik, Gaussian) and start.sigma_input != "none"
         return start(frames, sigma=float(lik.sigma) if takes_sigma else None)

@@ -72,6 +72,12 @@ def patch_sharding(devices: Sequence[jax.Device] | None = None) -> NamedSharding
     return NamedSharding(Mesh(np.array(devices), ("patches",)), PartitionSpec("patches"))
 
 
+def blurred(image: np.ndarray, blur: float) -> np.ndarray:
+    """g * image (H, W), g a Gaussian of std ``blur`` px (reflect boundary; 0: the image itself):
+    latent MAP's default start."""
+    return scipy.ndimage.gaussian_filter(image, blur, mode="reflect") if blur > 0 else image
+
+
 def patch_problem(
     image: np.ndarray, patch: int, stride: int, blur: float, start: np.ndarray | None = None
 ) -> PatchProblem:
@@ -81,10 +87,7 @@ def patch_problem(
     g a Gaussian of std ``blur`` px (reflect boundary; 0: the image itself).
     """
     grid = patch_grid(image.shape, patch, stride)
-    if start is not None:
-        smooth = start
-    else:
-        smooth = scipy.ndimage.gaussian_filter(image, blur, mode="reflect") if blur > 0 else image
+    smooth = blurred(image, blur) if start is None else start
     y = extract_patches(jnp.asarray(image, jnp.float32), grid)[..., None]
     start = extract_patches(jnp.asarray(smooth, jnp.float32), grid)[..., None]
     return PatchProblem(grid, y, start)

@@ -34,7 +34,7 @@ import optax
 
 from jax.sharding import NamedSharding
 
-from usprior.solvers.engine import balanced_chunk_size, patch_sharding, replicate
+from usprior.solvers.engine import balanced_chunks, patch_sharding, replicate
 from usprior.solvers.patches import PatchGrid, extract_patches, patch_grid
 from usprior.validation import check_image, check_int, check_positive
 
@@ -78,9 +78,8 @@ def prior_energy(x: Array, prior, grid: PatchGrid, chunk: int, sharding: NamedSh
     """
     patches = extract_patches(jnp.clip(x, EPS, 1.0 - EPS), grid)[..., None]
     n = patches.shape[0]
-    n_chunks, size = balanced_chunk_size(n, chunk, 1 if sharding is None else len(sharding.device_set))
-    index = np.minimum(np.arange(n_chunks * size), n - 1).reshape(n_chunks, size)
-    weight = (np.arange(n_chunks * size) < n).astype(np.float32).reshape(n_chunks, size)
+    index = balanced_chunks(n, chunk, 1 if sharding is None else len(sharding.device_set))
+    weight = (np.arange(index.size) < n).astype(np.float32).reshape(index.shape)
 
     def score(rows: Array) -> Array:
         chunk_patches = patches[rows]
