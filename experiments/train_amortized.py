@@ -230,7 +230,8 @@ def main() -> None:
     parser.add_argument("--levels", type=float, nargs="+", default=[40.0, 50.0, 60.0])
     parser.add_argument("--features", type=int, default=32)
     parser.add_argument("--depth", type=int, default=None, help="FFDNet conv layers / U-Net levels")
-    parser.add_argument("--unroll", type=int, default=8, help="unrolled: number of steps K")
+    parser.add_argument("--unroll", type=int, default=UnrolledConfig.steps, help="unrolled: number of steps K")
+    parser.add_argument("--init-lam", type=float, default=UnrolledConfig.init_lam, help="unrolled: every step's initial lambda")
     parser.add_argument("--likelihood", default="gaussian", choices=sorted(LIKELIHOODS), help="unrolled: likelihood")
     parser.add_argument("--sigma-scale", type=float, default=1.0, help="unrolled: likelihood sigma in noise stds")
     parser.add_argument("--lr", type=float, default=0.03, help="unrolled: Adam step on the log-parameters")
@@ -289,7 +290,7 @@ def main() -> None:
                 scores["pretrain_val_psnr"] = best.best_score
             stopper = train(step_fn, predict, lambda: state.variables, pairs, val, args, args.steps, "finetune", log)
         elif args.model == "unrolled":
-            config = UnrolledConfig(steps=args.unroll)
+            config = UnrolledConfig(steps=args.unroll, init_lam=args.init_lam)
             state = create_unrolled_state(config, optax.adam(args.lr))
             likelihood = lambda s: make_likelihood(args.likelihood, sigma=args.sigma_scale * float(s[0]))
 

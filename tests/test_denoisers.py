@@ -15,6 +15,7 @@ from usprior.amortized.checkpoint import save_model
 from usprior.amortized.ffdnet import FFDNetConfig, init_ffdnet
 from usprior.cli import main
 from usprior.denoisers import Denoiser, denoiser_names, denoiser_options, make_denoiser
+from usprior.denoisers.flow import CLIPPED_START_STEPS
 
 import jax
 
@@ -70,7 +71,8 @@ def test_map_starts_from_a_fast_denoiser(tiny_checkpoint):
 
 def test_auto_start_is_bm3d_for_raw_and_latent_map_for_clipped_frames(tiny_checkpoint):
     """start="auto" (the default): BM3D for an observation as it comes, latent MAP with the same
-    prior for a clipped display frame (>= 1 % of its pixels exactly at 0 or 1)."""
+    prior and the denoiser's latent steps for a clipped display frame (>= 1 % of its pixels exactly
+    at 0 or 1)."""
     from usprior.physics.likelihoods import Gaussian
     from usprior.priors.flow import load_prior
     from usprior.solvers.global_map import GlobalConfig, global_map_denoise
@@ -80,12 +82,14 @@ def test_auto_start_is_bm3d_for_raw_and_latent_map_for_clipped_frames(tiny_check
     raw[:, :4] -= 0.1  # a raw observation dips below 0 without piling up at it
     clipped = np.clip(raw, 0.0, 1.0)
     clipped[:, :4] = 0.0  # 13 % black
-    den = make_denoiser("map", checkpoint=tiny_checkpoint, global_steps=2)
+    den = make_denoiser("map", checkpoint=tiny_checkpoint, global_steps=2, steps=7)
     starts = {"raw": usprior.baselines.bm3d(raw[0], sigma=0.05),
-              "clipped": make_denoiser("map_latent", checkpoint=tiny_checkpoint)(clipped, sigma=0.05)[0]}
+              "clipped": make_denoiser("map_latent", checkpoint=tiny_checkpoint, steps=7)(clipped, sigma=0.05)[0]}
     for name, x in (("raw", raw), ("clipped", clipped)):
         ref = global_map_denoise(x[0], prior, Gaussian(sigma=0.05), usprior.DEFAULT_LAM["global"], x0=starts[name], cfg=cfg)
         np.testing.assert_allclose(den(x, sigma=0.05)[0], np.clip(ref.image, 0, 1), atol=1e-5)
+    default = make_denoiser("map", checkpoint=tiny_checkpoint)
+    assert default.clipped_start.cold.steps == CLIPPED_START_STEPS and default.cold.steps == 100
 
 
 def test_global_map_refines_every_frames_start(tiny_checkpoint):

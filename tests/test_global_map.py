@@ -9,6 +9,7 @@ import pytest
 import usprior
 from usprior.physics.likelihoods import Gaussian
 from usprior.solvers.global_map import EPS, GlobalConfig, global_map_denoise, global_objective, prior_energy
+from usprior.solvers.map import MAPConfig, map_denoise
 from usprior.solvers.patches import extract_patches, patch_grid
 
 
@@ -50,3 +51,17 @@ def test_map_denoiser_with_the_global_objective(tiny_checkpoint):
     assert coupled.shape == y.shape and np.all(np.isfinite(coupled)) and not np.allclose(coupled, latent)
     with pytest.raises(ValueError, match="objective must be 'global' or 'latent'"):
         usprior.make_denoiser("map", checkpoint=tiny_checkpoint, objective="epll")
+
+
+@pytest.mark.parametrize(
+    ("x0", "message"),
+    [(np.zeros((20, 23), np.float32), "x0"), (np.full((20, 24), np.nan, np.float32), "x0"),
+     (np.zeros((2, 20, 24), np.float32), "x0")],
+)
+def test_a_bad_start_image_is_refused_by_both_solvers(tiny_prior, x0, message):
+    """Both MAP solvers name the start image when it has the wrong shape or non-finite values."""
+    _, y = noisy_image()
+    with pytest.raises(ValueError, match=message):
+        global_map_denoise(y, tiny_prior, Gaussian(0.1), 0.375, x0=x0, cfg=GlobalConfig(steps=1, stride=4))
+    with pytest.raises(ValueError, match=message):
+        map_denoise(y, tiny_prior, Gaussian(0.1), 1.0, MAPConfig(steps=1, stride=4), x0=x0)

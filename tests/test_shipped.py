@@ -3,7 +3,7 @@ broken model from a working one (a 3x3 box filter alone gains ~1 dB on these inp
 
 Measured on CPU (usprior 0.1.0, jax 0.10.2): on held-out sagittal slice 59 with 50 dB
 convolutional speckle the best box filter (9x9 to 11x11) reaches 26.87 dB from 22.94 dB noisy;
-the scanner-trained FFDNet 30.48, Pix2Pix 29.57 (at their default noise level), unrolled MAP 24.57. On the sharpest 64x64 crop of test slice 60
+the scanner-trained FFDNet 30.48, Pix2Pix 29.57 (at their default noise level), unrolled MAP (16 learned Adam steps) 28.97. On the sharpest 64x64 crop of test slice 60
 with Gaussian noise 0.1, the best box filter reaches 25.71 dB, latent MAP (sigma given, 30 steps)
 27.07; on the whole slice the default MAP must add to its BM3D start.
 """
@@ -19,6 +19,8 @@ from usprior.amortized.checkpoint import load_model
 from usprior.eval.metrics import psnr, tenengrad
 from usprior.physics import simulate
 from usprior.priors import data
+from usprior.priors.flow import load_prior
+from usprior.solvers.patches import extract_patches, patch_grid
 
 BOX_SIZES = (3, 5, 7, 9, 11, 13)
 
@@ -39,11 +41,7 @@ def speckle_pair():
     [
         ("ffdnet", 3.0),
         ("pix2pix", 1.0),
-        pytest.param(
-            "unrolled", 0.0,
-            marks=pytest.mark.xfail(strict=True, reason="unrolled_us (8 learned steps) stays below a tuned box "
-                                    "filter: 24.6 vs 26.9 dB; issue 13 item 6 gives it what it lacks"),
-        ),
+        ("unrolled", 1.5),
     ],
 )
 def test_shipped_networks_beat_a_tuned_box_filter(speckle_pair, method, margin):
@@ -53,11 +51,6 @@ def test_shipped_networks_beat_a_tuned_box_filter(speckle_pair, method, margin):
     out = usprior.denoise(noisy, method=method)
     assert out.shape == noisy.shape and out.dtype == np.float32
     assert psnr(target, out) > best_box(noisy, target) + margin
-
-
-def test_shipped_unrolled_improves_on_the_noisy_input(speckle_pair):
-    noisy, target = speckle_pair
-    assert psnr(target, usprior.denoise(noisy, method="unrolled")) > psnr(target, noisy) + 1.3
 
 
 def test_map_with_the_shipped_prior_beats_a_tuned_box_filter():
@@ -121,3 +114,18 @@ def test_shipped_networks_paint_no_pixel_grid(method):
         out = usprior.denoise(noisy, method=method)
         assert shuffle_peak(out) < 20.0
         assert abs(float(out.mean()) - float(noisy.mean())) < 0.02
+
+
+@pytest.mark.parametrize("name", ["glow_mri", "glow_mri_wide"])
+def test_shipped_priors_invert_noisy_patches(name):
+    """Every patch of a held-out slice, clean and with Gaussian noise up to 0.3 (out of the
+    training distribution), encodes and decodes back to 2e-3 with a finite log-density: the
+    failure of the discarded first run (docs/training.md). Measured: at most 7e-4 (glow_mri)
+    and 1.2e-4 (glow_mri_wide) at noise 0.3."""
+    prior = load_prior(name)
+    clean = data.sagittal_slices("test")[1]
+    for sigma in (0.0, 0.1, 0.3):
+        noisy = np.clip(clean + sigma * np.random.default_rng(0).standard_normal(clean.shape), 0, 1)
+        x = extract_patches(np.asarray(noisy, np.float32), patch_grid(clean.shape, 32, 16))[..., None]
+        assert float(np.max(np.abs(np.asarray(prior.decode(prior.encode(x))) - x))) < 2e-3
+        assert np.all(np.isfinite(np.asarray(prior.log_prob(x))))

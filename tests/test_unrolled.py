@@ -8,6 +8,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import scipy.ndimage
 
@@ -69,18 +70,20 @@ def test_steps_lower_the_objective(tiny_prior, patch_batch):
     assert np.all(np.asarray(after) < np.asarray(before))
 
 
-def test_matches_reference_gradient_descent(tiny_prior, patch_batch):
+def test_matches_optax_adam_with_the_learned_schedule(tiny_prior, patch_batch):
     y, _, z0 = patch_batch
     params = {  # distinct values per step, to catch a mix-up of steps or of lr and lam
         "log_lr": jnp.log(jnp.asarray([0.02, 0.01, 0.005], jnp.float32)),
         "log_lam": jnp.log(jnp.asarray([0.3, 0.5, 0.4], jnp.float32)),
     }
     grad = jax.jit(jax.grad(latent_objective))
+    adam = optax.scale_by_adam()  # b1 0.9, b2 0.999, eps 1e-8: the MAP solver's Adam, without its lr
     reference = []
     for yk, zk in zip(y[:2], z0[:2]):  # two patches suffice; the batch shares one compilation
+        state = adam.init(zk)
         for lr, lam in zip(np.exp(params["log_lr"]), np.exp(params["log_lam"])):
-            g = grad(zk, yk, tiny_prior, LIK, lam)
-            zk = zk - lr * g / jnp.sqrt(jnp.mean(g**2) + 1e-12)
+            update, state = adam.update(grad(zk, yk, tiny_prior, LIK, lam), state)
+            zk = zk - lr * update
         reference.append(zk)
     z = unrolled_latents(params, CFG, tiny_prior, LIK, y, z0)
     np.testing.assert_allclose(z[:2], jnp.stack(reference), atol=1e-5)

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--lam", type=float, default=None,
                    help="map: prior weight (default 0.25 global, 1 latent; calibrated)")
     d.add_argument("--global-steps", type=int, default=None, help="map: Adam steps on the global objective (default 20)")
-    d.add_argument("--steps", type=int, default=None, help="map_latent: Adam steps per patch")
+    d.add_argument("--steps", type=int, default=None, help="map_latent: Adam steps per patch (default 100; map: of the latent start of a clipped frame, default 30)")
     d.add_argument("--warm-steps", type=int, default=None, help="map_latent, cine: steps on warm-started frames")
     d.add_argument("--stride", type=int, default=None, help="map_latent / unrolled: patch stride in pixels")
     d.add_argument("--batch", type=int, default=None, help="pix2pix / ffdnet: frames per pass")

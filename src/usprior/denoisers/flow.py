@@ -43,6 +43,9 @@ UNROLLED_MODEL = "unrolled_us"
 CLIPPED_FRACTION = 0.01
 """The share of a frame's pixels exactly at 0 or 1 that makes ``start="auto"`` treat it as a
 clipped display image (raw Gaussian observations have none)."""
+CLIPPED_START_STEPS = 30
+"""Latent MAP's Adam steps per patch in the ``start="auto"`` start of a clipped frame (unless
+``steps`` is given): 30 steps end 0.1 dB below 100 at a third of the time (docs/map.md)."""
 
 
 def _check_likelihood(likelihood: str | Likelihood | None) -> str | Likelihood | None:
@@ -67,15 +70,17 @@ class MAPDenoiser(Denoiser):
     0 or 1: a display image, where BM3D's additive model is biased). Default ``"auto"`` for the
     global objective, ``"blur"`` for latent MAP. A start denoiser is given the Gaussian
     likelihood's sigma (the same additive-noise std; other likelihoods: its own default noise
-    level); a MAP start uses the same prior. ``chunk`` patches per compiled batch, ``progress``
-    a bar over the chunks.
+    level); a MAP start uses the same prior and the latent options below (``steps``, ``stride``,
+    ``stop_rtol``, ``chunk``: e.g. ``steps=30`` shortens the latent start of a clipped frame).
+    ``chunk`` patches per compiled batch, ``progress`` a bar over the chunks.
 
     ``objective="global"``: ``global_steps`` Adam steps on the image-level objective that
     couples every overlapping patch (patches every ``global_stride`` px, default 16 or half
     the prior's patch if smaller), every frame from its own start image.
 
     ``objective="latent"``: every patch on its own, z* = argmin NLL(y | f^-1(z)) + lam ||z||^2,
-    averaged; ``steps`` Adam steps per patch (1 to 10,000), ``warm_steps`` steps of every cine
+    averaged; ``steps`` Adam steps per patch (1 to 10,000; default 100, and
+    :data:`CLIPPED_START_STEPS` in the auto start of a clipped frame), ``warm_steps`` steps of every cine
     frame after the first, warm-started from the previous frame's latents (default
     ``steps // 4``), ``stride`` of the patch grid (default 16 or half the prior's patch if
     smaller), ``stop_rtol``: a patch stops early once its best objective improved by less than
@@ -92,7 +97,7 @@ class MAPDenoiser(Denoiser):
         objective: str = "global",
         lam: float | None = None,
         start: str | None = None,
-        steps: int = MAPConfig.steps,
+        steps: int | None = None,
         warm_steps: int | None = None,
         stride: int | None = None,
         stop_rtol: float = MAPConfig.stop_rtol,
@@ -106,15 +111,17 @@ class MAPDenoiser(Denoiser):
         self.objective = objective
         self.lam = DEFAULT_LAM[objective] if lam is None else check_positive(lam, "lam")
         start = ("auto" if objective == "global" else "blur") if start is None else start
-        self.start = None if start == "blur" else _start_denoiser("bm3d" if start == "auto" else start, checkpoint)
-        self.clipped_start = _start_denoiser("map_latent", checkpoint) if start == "auto" else None
+        latent = dict(steps=steps, stride=stride, stop_rtol=stop_rtol, chunk=chunk)
+        self.start = None if start == "blur" else _start_denoiser("bm3d" if start == "auto" else start, checkpoint, latent)
+        clipped = {**latent, "steps": CLIPPED_START_STEPS if steps is None else steps}
+        self.clipped_start = _start_denoiser("map_latent", checkpoint, clipped) if start == "auto" else None
         self.prior: FlowPrior = load_prior(checkpoint)
         patch = self.prior.config.patch
         global_stride = min(GlobalConfig.stride, patch // 2) if global_stride is None else global_stride
         self.refine = GlobalConfig(steps=global_steps, stride=global_stride, chunk=chunk)
         self.likelihood = _check_likelihood(likelihood)
         stride = min(MAPConfig.stride, patch // 2) if stride is None else stride
-        self.cold = MAPConfig(steps=steps, stride=stride, chunk=chunk, stop_rtol=stop_rtol)
+        self.cold = MAPConfig(steps=MAPConfig.steps if steps is None else steps, stride=stride, chunk=chunk, stop_rtol=stop_rtol)
         warm = max(1, self.cold.steps // 4) if warm_steps is None else check_int(warm_steps, "warm_steps", 1, MAX_STEPS)
         self.warm = dataclasses.replace(self.cold, steps=warm)
         self.progress = bool(progress)
@@ -208,13 +215,14 @@ class UnrolledDenoiser(Denoiser):
         )
 
 
-def _start_denoiser(name: object, checkpoint: str | os.PathLike | None) -> Denoiser:
+def _start_denoiser(name: object, checkpoint: str | os.PathLike | None, latent: dict) -> Denoiser:
     """The registered denoiser ``name`` (its defaults) that makes MAP's start image; a MAP start
-    (e.g. ``map_latent``) uses the same prior ``checkpoint``."""
+    (e.g. ``map_latent``) uses the same prior ``checkpoint`` and the latent options ``latent``
+    (steps, stride, stop_rtol, chunk) of the denoiser it starts."""
     if not isinstance(name, str) or name == "auto":
         raise ValueError(f"start must be 'auto', 'blur' or the name of a registered denoiser, got {name!r}")
     if denoiser_entry(name).load() is MAPDenoiser:
-        return make_denoiser(name, checkpoint=checkpoint)
+        return make_denoiser(name, checkpoint=checkpoint, **latent)
     return make_denoiser(name)
 
 
