@@ -46,6 +46,7 @@ def test_the_installed_package_is_the_wheel(installed, tmp_path):
 @pytest.mark.parametrize(
     ("method", "extra"),
     [("map", ["--global-steps", "2", "--sigma", "0.1"]), ("map_latent", ["--steps", "2", "--sigma", "0.1"]),
+     ("map_latent", ["--steps", "2", "--sigma", "0.1", "--checkpoint", "glow_mri_wide"]),
      ("ffdnet", []), ("pix2pix", []), ("unrolled", [])],
 )
 def test_denoise_with_each_shipped_model_from_another_directory(installed, tmp_path, method, extra):

@@ -28,7 +28,8 @@ serves a batch or a test set with several noise levels. And the objective is sti
 steps normalised by the RMS of the whole patch gradient (the first version of this module)
 oscillated at 0.002 and reached only +1.8 dB over the noisy input in 8 steps, where full MAP
 (100 Adam steps) reaches +3.3 dB on the same patches; with Adam's per-entry scaling 16 plain
-steps of MAP's own step size already reach 30.01 of MAP's 30.79 dB (docs/amortized.md).
+steps at MAP's own step size, untrained, reach 30.09 of MAP's 30.79 dB, trained 30.74
+(docs/amortized.md).
 
 The flow prior stays fixed: only ``log_lr`` / ``log_lam`` are trained. ``prior`` is an
 ordinary pytree argument of :func:`unrolled_loss`, so a caller who wants to fine-tune it can
@@ -73,8 +74,9 @@ by sqrt(vhat + eps^2), not sqrt(vhat) + eps: the same value to ~eps, and differe
 class UnrolledConfig:
     """``steps`` K unrolled Adam steps; initial step size ``init_lr`` (the MAP solver's Adam
     learning rate: about the move per latent entry and step) and regularisation weight
-    ``init_lam`` (latent MAP's default lambda) of every step; ``init_blur`` the std (px) of the Gaussian smoothing of the observation whose
-    latents are the start (as ``MAPConfig.init_blur``; 0: start at f(y))."""
+    ``init_lam`` (latent MAP's default lambda) of every step; ``init_blur`` the std (px) of the
+    Gaussian smoothing of the observation whose latents are the start (as
+    ``MAPConfig.init_blur``; 0: start at f(y))."""
 
     steps: int = 16
     init_lr: float = 0.05
