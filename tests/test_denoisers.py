@@ -71,8 +71,8 @@ def test_map_starts_from_a_fast_denoiser(tiny_checkpoint):
 
 def test_auto_start_is_bm3d_for_raw_and_latent_map_for_clipped_frames(tiny_checkpoint):
     """start="auto" (the default): BM3D for an observation as it comes, latent MAP with the same
-    prior and the denoiser's latent steps for a clipped display frame (>= 1 % of its pixels exactly
-    at 0 or 1)."""
+    prior, the denoiser's latent steps and saturated patches skipped for a clipped display frame
+    (>= 1 % of its pixels exactly at 0 or 1)."""
     from usprior.physics.likelihoods import Gaussian
     from usprior.priors.flow import load_prior
     from usprior.solvers.global_map import GlobalConfig, global_map_denoise
@@ -81,10 +81,10 @@ def test_auto_start_is_bm3d_for_raw_and_latent_map_for_clipped_frames(tiny_check
     raw = frames(1, (24, 30)) + np.float32(0.03)
     raw[:, :4] -= 0.1  # a raw observation dips below 0 without piling up at it
     clipped = np.clip(raw, 0.0, 1.0)
-    clipped[:, :4] = 0.0  # 13 % black
+    clipped[:, :12] = 0.0  # 40 % black: a margin of saturated patches, which the clipped start skips
     den = make_denoiser("map", checkpoint=tiny_checkpoint, global_steps=2, steps=7)
     starts = {"raw": usprior.baselines.bm3d(raw[0], sigma=0.05),
-              "clipped": make_denoiser("map_latent", checkpoint=tiny_checkpoint, steps=7)(clipped, sigma=0.05)[0]}
+              "clipped": make_denoiser("map_latent", checkpoint=tiny_checkpoint, steps=7, skip_saturated=True)(clipped, sigma=0.05)[0]}
     for name, x in (("raw", raw), ("clipped", clipped)):
         ref = global_map_denoise(x[0], prior, Gaussian(sigma=0.05), usprior.DEFAULT_LAM["global"], x0=starts[name], cfg=cfg)
         np.testing.assert_allclose(den(x, sigma=0.05)[0], np.clip(ref.image, 0, 1), atol=1e-5)
@@ -114,7 +114,7 @@ def test_global_map_refines_every_frames_start(tiny_checkpoint):
     ("name", "option", "valid"),
     [
         ("nlm", "lam", "h, patch_size, patch_distance"),
-        ("map", "batch", "checkpoint, likelihood, objective, lam, start, steps, warm_steps, stride, stop_rtol, "
+        ("map", "batch", "checkpoint, likelihood, objective, lam, start, steps, warm_steps, stride, stop_rtol, skip_saturated, "
                 "global_steps, global_stride, chunk, progress"),
         ("pix2pix", "steps", "checkpoint, batch"),
     ],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from flax import struct
 
 from usprior.physics.likelihoods import Gaussian
 from usprior.solvers.map import MAPConfig, map_denoise
+from usprior.solvers.patches import extract_patches
 
 FAST = MAPConfig(steps=40, learning_rate=0.05, stride=4, chunk=64)
 
@@ -148,3 +151,22 @@ def test_early_stop_reaches_the_full_objective(tiny_prior, smooth_image):
     # the first check (step 10) sets the reference, the second (step 20) stops every patch
     assert np.all(stopped.objective[20:] == stopped.objective[20])
     assert stopped.objective[20] < stopped.objective[0]
+
+
+def test_saturated_patches_are_kept_and_the_rest_solved_as_before(tiny_prior, smooth_image):
+    """skip_saturated: patches that are exactly 0 (a clipped frame's black margin) keep their
+    value unsolved and get their encoding as latents; every other patch is solved as without
+    skipping; a frame that is all black is returned as it is."""
+    y = noisy(smooth_image).astype(np.float32)
+    y[:, :12] = 0.0  # a black margin: the patches of the first columns are all zero
+    lik, cfg = Gaussian(sigma=0.1), MAPConfig(steps=5, stride=4, chunk=16)
+    full = map_denoise(y, tiny_prior, lik, 0.375, cfg)
+    skip = map_denoise(y, tiny_prior, lik, 0.375, dataclasses.replace(cfg, skip_saturated=True))
+    patches = extract_patches(jnp.asarray(y), full.grid)[..., None]
+    saturated = np.all(np.asarray(patches) == 0.0, axis=(1, 2, 3))
+    assert 0 < saturated.sum() < len(saturated)
+    np.testing.assert_allclose(skip.z[~saturated], full.z[~saturated], atol=1e-6)
+    np.testing.assert_allclose(skip.z[saturated], np.asarray(tiny_prior.encode(patches[saturated])), atol=1e-5)
+    assert np.all(skip.image[:, :8] == 0.0) and not np.all(full.image[:, :8] == 0.0)
+    black = map_denoise(np.zeros_like(y), tiny_prior, lik, 0.375, dataclasses.replace(cfg, skip_saturated=True))
+    assert np.all(black.image == 0.0) and np.all(black.objective == 0.0)

@@ -73,7 +73,7 @@ class MAPDenoiser(Denoiser):
     global objective, ``"blur"`` for latent MAP. A start denoiser is given the Gaussian
     likelihood's sigma (the same additive-noise std; other likelihoods: its own default noise
     level); a MAP start uses the same prior and the latent options below (``steps``, ``stride``,
-    ``stop_rtol``, ``chunk``: e.g. ``steps=30`` shortens the latent start of a clipped frame).
+    ``stop_rtol``, ``skip_saturated``, ``chunk``: e.g. ``steps=30`` shortens the latent start of a clipped frame).
     ``chunk`` patches per compiled batch, ``progress`` a bar over the chunks.
 
     ``objective="global"``: ``global_steps`` Adam steps on the image-level objective that
@@ -86,7 +86,10 @@ class MAPDenoiser(Denoiser):
     frame after the first, warm-started from the previous frame's latents (default
     ``steps // 4``), ``stride`` of the patch grid (default 16 or half the prior's patch if
     smaller), ``stop_rtol``: a patch stops early once its best objective improved by less than
-    this fraction over 10 steps (0: never). Only the first frame uses the start image.
+    this fraction over 10 steps (0: never), ``skip_saturated``: patches of the observation that are
+    constant at exactly 0 or 1 keep that value unsolved (:func:`usprior.solvers.map.map_denoise`;
+    always on in the auto start of a clipped frame, whose black margins they are). Only the first
+    frame uses the start image.
 
     Deterministic (a BM3D start to its multithreaded float rounding, ~1e-7).
     """
@@ -103,6 +106,7 @@ class MAPDenoiser(Denoiser):
         warm_steps: int | None = None,
         stride: int | None = None,
         stop_rtol: float = MAPConfig.stop_rtol,
+        skip_saturated: bool = False,
         global_steps: int = GlobalConfig.steps,
         global_stride: int | None = None,
         chunk: int = MAPConfig.chunk,
@@ -113,9 +117,9 @@ class MAPDenoiser(Denoiser):
         self.objective = objective
         self.lam = DEFAULT_LAM[objective] if lam is None else check_positive(lam, "lam")
         start = ("auto" if objective == "global" else "blur") if start is None else start
-        latent = dict(steps=steps, stride=stride, stop_rtol=stop_rtol, chunk=chunk)
+        latent = dict(steps=steps, stride=stride, stop_rtol=stop_rtol, skip_saturated=skip_saturated, chunk=chunk)
         self.start = None if start == "blur" else _start_denoiser("bm3d" if start == "auto" else start, checkpoint, latent)
-        clipped = {**latent, "steps": CLIPPED_START_STEPS if steps is None else steps}
+        clipped = {**latent, "steps": CLIPPED_START_STEPS if steps is None else steps, "skip_saturated": True}
         self.clipped_start = _start_denoiser("map_latent", checkpoint, clipped) if start == "auto" else None
         self.prior: FlowPrior = load_prior(checkpoint)
         patch = self.prior.config.patch
@@ -123,7 +127,8 @@ class MAPDenoiser(Denoiser):
         self.refine = GlobalConfig(steps=global_steps, stride=global_stride, chunk=chunk)
         self.likelihood = _check_likelihood(likelihood)
         stride = min(MAPConfig.stride, patch // 2) if stride is None else stride
-        self.cold = MAPConfig(steps=MAPConfig.steps if steps is None else steps, stride=stride, chunk=chunk, stop_rtol=stop_rtol)
+        self.cold = MAPConfig(steps=MAPConfig.steps if steps is None else steps, stride=stride, chunk=chunk,
+                              stop_rtol=stop_rtol, skip_saturated=bool(skip_saturated))
         warm = max(1, self.cold.steps // 4) if warm_steps is None else check_int(warm_steps, "warm_steps", 1, MAX_STEPS)
         self.warm = dataclasses.replace(self.cold, steps=warm)
         self.progress = bool(progress)
@@ -220,7 +225,7 @@ class UnrolledDenoiser(Denoiser):
 def _start_denoiser(name: object, checkpoint: str | os.PathLike | None, latent: dict) -> Denoiser:
     """The registered denoiser ``name`` (its defaults) that makes MAP's start image; a MAP start
     (e.g. ``map_latent``) uses the same prior ``checkpoint`` and the latent options ``latent``
-    (steps, stride, stop_rtol, chunk) of the denoiser it starts."""
+    (steps, stride, stop_rtol, skip_saturated, chunk) of the denoiser it starts."""
     if not isinstance(name, str) or name == "auto":
         raise ValueError(f"start must be 'auto', 'blur' or the name of a registered denoiser, got {name!r}")
     if denoiser_entry(name).load() is MAPDenoiser:

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from usprior.solvers.engine import patch_problem, patch_sharding, replicate, solve_chunks
+from usprior.solvers.engine import balanced_chunk_size, patch_problem, patch_sharding, replicate, solve_chunks
 from usprior.solvers.patches import PatchGrid, stitch_patches
 from usprior.validation import check_image, check_int, check_positive, check_real, check_unit
 
@@ -68,7 +68,10 @@ class MAPConfig:
     early once its best objective improved by less than ``stop_rtol`` (relative) over the last
     ``patience`` steps (0: never); ``stride`` of the patch grid; ``chunk`` patches per compiled
     vmapped batch; ``init_blur`` the std (pixels) of the Gaussian that smooths the observation
-    before it is encoded as the starting point (0: start at f(y); unused with a start image).
+    before it is encoded as the starting point (0: start at f(y); unused with a start image);
+    ``skip_saturated``: a patch of the observation that is constant at 0 or at 1 (a clipped
+    display image's black margin or white saturation) is not solved, its estimate is that
+    constant (see :func:`map_denoise`).
     """
 
     steps: int = 100
@@ -81,6 +84,7 @@ class MAPConfig:
     stop_rtol: float = 0.0
     stride: int = 16
     chunk: int = 256
+    skip_saturated: bool = False
 
     def __post_init__(self) -> None:
         check_int(self.steps, "steps", 1, MAX_STEPS)
@@ -187,6 +191,16 @@ def encode_start(prior: LatentPrior, start: Array) -> Array:
     return prior.encode(jnp.clip(start, 0.0, 1.0))
 
 
+def _saturated(patches: np.ndarray) -> np.ndarray:
+    """(N,) bool: the patches (N, P, P, C) whose every value is exactly 0, or exactly 1."""
+    return np.all(patches == 0.0, axis=(1, 2, 3)) | np.all(patches == 1.0, axis=(1, 2, 3))
+
+
+@jax.jit
+def _encode(prior: LatentPrior, patches: Array) -> Array:
+    return prior.encode(patches)
+
+
 def map_denoise(
     image: np.ndarray,
     prior: LatentPrior,
@@ -207,6 +221,13 @@ def map_denoise(
     :attr:`MAPResult.z` of the same image size; otherwise each patch starts at f(clip(x0_k)),
     the patches of the start image ``x0`` (H, W) (e.g. a fast denoiser's estimate), or without
     one at f(clip(g * y)).
+
+    With ``cfg.skip_saturated`` the patches of the observation that are constant at exactly 0 or
+    1 are not solved: their estimate is the observation and their latents its encoding (so warm
+    starts still get every patch). On a clipped display frame these are the black margins, often
+    half of the patches; the solved ones are gathered into whole chunks of the size the full
+    grid would use, so the compiled shape does not depend on how many were skipped. The
+    objective trace is then the mean over the solved patches (zeros if none).
     """
     p, _, c = prior.event_shape
     if c != 1:
@@ -227,7 +248,25 @@ def map_denoise(
         res = solve_patches(y, z_start, prior, likelihood, lam_arr, cfg)
         return res.z, res.x, res.objective
 
-    starts = problem.start if z0 is None else z0
-    z, x, traces = solve_chunks(solve, (problem.y, starts), cfg.chunk, progress, desc="MAP chunks", sharding=sharding)
-    out = stitch_patches(x[..., 0], problem.grid)
-    return MAPResult(image=np.asarray(out), z=np.asarray(z), objective=np.asarray(traces.mean(axis=0)), grid=problem.grid)
+    y = np.asarray(problem.y)
+    starts = np.asarray(problem.start if z0 is None else z0)
+    saturated = _saturated(y) if cfg.skip_saturated else np.zeros(len(y), bool)
+    solved, skipped = np.flatnonzero(~saturated), np.flatnonzero(saturated)
+    size = balanced_chunk_size(len(y), cfg.chunk, 1 if sharding is None else len(sharding.device_set))[1]
+
+    def whole(rows: np.ndarray) -> np.ndarray:
+        """``rows`` padded (repeating the last) to whole chunks of ``size``: one compiled shape."""
+        return np.concatenate([rows, np.full(-len(rows) % size, rows[-1])])
+
+    x, z = y.copy(), np.zeros_like(y)
+    traces = np.zeros((0, cfg.steps), np.float32)
+    if len(solved):
+        zs, xs, ts = solve_chunks(solve, (y[whole(solved)], starts[whole(solved)]), size, progress,
+                                  desc="MAP chunks", sharding=sharding)
+        z[solved], x[solved], traces = (np.asarray(a)[: len(solved)] for a in (zs, xs, ts))
+    if len(skipped):
+        (zs,) = solve_chunks(lambda patches: _encode(prior, patches), (y[whole(skipped)],), size, sharding=sharding)
+        z[skipped] = np.asarray(zs)[: len(skipped)]
+    out = stitch_patches(jnp.asarray(x[..., 0]), problem.grid)
+    objective = traces.mean(axis=0) if len(traces) else np.zeros(cfg.steps, np.float32)
+    return MAPResult(image=np.asarray(out), z=z, objective=np.asarray(objective), grid=problem.grid)
