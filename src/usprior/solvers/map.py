@@ -196,11 +196,6 @@ def _saturated(patches: np.ndarray) -> np.ndarray:
     return np.all(patches == 0.0, axis=(1, 2, 3)) | np.all(patches == 1.0, axis=(1, 2, 3))
 
 
-@jax.jit
-def _encode(prior: LatentPrior, patches: Array) -> Array:
-    return prior.encode(patches)
-
-
 def map_denoise(
     image: np.ndarray,
     prior: LatentPrior,
@@ -265,7 +260,8 @@ def map_denoise(
                                   desc="MAP chunks", sharding=sharding)
         z[solved], x[solved], traces = (np.asarray(a)[: len(solved)] for a in (zs, xs, ts))
     if len(skipped):
-        (zs,) = solve_chunks(lambda patches: _encode(prior, patches), (y[whole(skipped)],), size, sharding=sharding)
+        # their latents: the jitted start encoding (the clip to [0, 1] leaves a saturated patch as it is)
+        (zs,) = solve_chunks(lambda patches: encode_start(prior, patches), (y[whole(skipped)],), size, sharding=sharding)
         z[skipped] = np.asarray(zs)[: len(skipped)]
     out = stitch_patches(jnp.asarray(x[..., 0]), problem.grid)
     objective = traces.mean(axis=0) if len(traces) else np.zeros(cfg.steps, np.float32)
