@@ -15,8 +15,14 @@ frames of the training pool (docs/real_data.md: SonoSite frames 36-112, EPIQ, AL
 OB) labelled by ``--real-teacher`` inside their B-mode masks (``--real-repeat`` copies, so the
 few real frames make about a third of every minibatch); validation: the same physics on
 the 'validation' slices plus SonoSite frames 116 and 119 (training pool, never trained on).
+``--mix-simulator`` adds the ``--noise`` simulator at ``--levels`` on the same 'train' /
+'validation' slices (the pairs a ``--data simulator`` specialist learns from), labelled with the
+speckle estimate like the rest, so the scanner model keeps that setting's quality.
 ``--cache FILE.npz`` keeps those pairs for the next model. ``--flat-fraction`` adds noise-free
 constant windows labelled with themselves at the other windows' noise levels (flat in, flat out).
+``--init CKPT`` starts FFDNet (or the Pix2Pix generator; the discriminator starts afresh) from a
+saved model of the same architecture instead of random weights: fine-tuning, with a fresh
+optimiser (``--lr``).
 
 Swapping the teacher is the one ``teacher=`` argument of ``make_pairs`` (see TEACHERS).
 FFDNet is first pretrained on bundled natural images with Gaussian noise (``--pretrain-steps``),
@@ -69,9 +75,10 @@ from usprior.amortized import (
     make_pairs,
     pix2pix_apply,
     pix2pix_train_step,
+    load_model,
     save_model,
 )
-from usprior.amortized.scanner_pairs import concat_pairs, distilled_pairs, flat_pairs, randomized_pairs
+from usprior.amortized.scanner_pairs import concat_pairs, distilled_pairs, flat_pairs, randomized_pairs, simulator_pairs
 from usprior.io.examples import example_path
 from usprior.io.scans import read_scan
 from usprior.physics.phantoms import cyst_phantom, Lesion
@@ -142,6 +149,9 @@ def scanner_data(args: argparse.Namespace) -> tuple[PairBatch, PairBatch]:
     """(train, validation) pairs of ``--data scanner`` (see the module docstring), cached in ``--cache``."""
     if args.cache is not None and args.cache.is_file():
         with np.load(args.cache) as f:
+            mixed = "mix_simulator" in f.files and bool(f["mix_simulator"])  # older caches hold no simulator pairs
+            if mixed != args.mix_simulator:
+                sys.exit(f"--cache {args.cache} was made {'with' if mixed else 'without'} --mix-simulator")
             pairs, val = PairBatch(f["noisy"], f["target"], f["sigma"]), PairBatch(f["val_noisy"], f["val_target"], f["val_sigma"])
         return with_flats(pairs, args), val
     kw = dict(patch=args.patch, patches_per_image=args.patches_per_image)
@@ -153,9 +163,14 @@ def scanner_data(args: argparse.Namespace) -> tuple[PairBatch, PairBatch]:
     real = real_pairs(real_train, args.real_teacher, args.patch, args.real_patches, args.seed)
     real_val = real_pairs(REAL_VAL, args.real_teacher, args.patch, args.real_patches, args.seed + 1)
     pairs, val = concat_pairs(sim, *[real] * args.real_repeat), concat_pairs(sim_val, real_val)
+    if args.mix_simulator:
+        corrupt = simulate.NOISE_MODELS[args.noise].corrupt
+        pairs = concat_pairs(pairs, simulator_pairs(data.sagittal_slices("train")[: args.max_images], corrupt, args.levels, seed=args.seed, **kw))
+        val = concat_pairs(val, simulator_pairs(data.sagittal_slices("validation")[: args.max_images], corrupt, args.levels,
+                                                seed=args.seed + 1, **kw))
     if args.cache is not None:
         args.cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(args.cache, **pairs._asdict(), **{f"val_{k}": v for k, v in val._asdict().items()})
+        np.savez(args.cache, **pairs._asdict(), **{f"val_{k}": v for k, v in val._asdict().items()}, mix_simulator=args.mix_simulator)
     return with_flats(pairs, args), val
 
 
@@ -208,6 +223,14 @@ def train(
     return stopper
 
 
+def initial_model(args: argparse.Namespace, config: Any, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The variables of the ``--init`` model, which must be a ``args.model`` of architecture ``config``."""
+    start = load_model(args.init, kind=args.model)
+    if start.config != config:
+        parser.error(f"--init {args.init} has the architecture {start.config}, not {config}")
+    return start.variables
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", choices=["ffdnet", "pix2pix", "unrolled"])
@@ -225,6 +248,9 @@ def main() -> None:
     parser.add_argument("--grain", type=float, nargs=2, default=list(PhysicsRanges().grain_px), metavar=("LOW", "HIGH"),
                         help="scanner data: speckle grain range in px (PhysicsRanges.grain_px)")
     parser.add_argument("--workers", type=int, default=2, help="scanner data: simulation processes")
+    parser.add_argument("--mix-simulator", action="store_true", help="scanner data: add the --noise simulator at --levels "
+                        "on the same slices (the specialist's pairs)")
+    parser.add_argument("--init", type=Path, default=None, help="FFDNet / Pix2Pix: start from this saved model's weights")
     parser.add_argument("--cache", type=Path, default=None, help="scanner data: .npz of the pairs (reused if present)")
     parser.add_argument("--noise", default="convolutional", choices=sorted(simulate.NOISE_MODELS))
     parser.add_argument("--levels", type=float, nargs="+", default=[40.0, 50.0, 60.0])
@@ -234,7 +260,8 @@ def main() -> None:
     parser.add_argument("--init-lam", type=float, default=UnrolledConfig.init_lam, help="unrolled: every step's initial lambda")
     parser.add_argument("--likelihood", default="gaussian", choices=sorted(LIKELIHOODS), help="unrolled: likelihood")
     parser.add_argument("--sigma-scale", type=float, default=1.0, help="unrolled: likelihood sigma in noise stds")
-    parser.add_argument("--lr", type=float, default=0.03, help="unrolled: Adam step on the log-parameters")
+    parser.add_argument("--lr", type=float, default=None, help="Adam step: unrolled (on the log-parameters, default 0.03) "
+                        "and FFDNet (default 1e-3)")
     parser.add_argument("--patch", type=int, default=64, help="patch size (unrolled: the prior's, 32)")
     parser.add_argument("--patches-per-image", type=int, default=16)
     parser.add_argument("--batch", type=int, default=16)
@@ -272,7 +299,10 @@ def main() -> None:
     with open(workdir / "log.jsonl", "a") as log:
         if args.model == "ffdnet":
             config = FFDNetConfig(features=args.features, depth=args.depth or 10)
-            state = create_ffdnet_state(config, key)
+            state = create_ffdnet_state(config, key, optax.adam(args.lr or 1e-3))
+            if args.init is not None:
+                start = initial_model(args, config, parser)
+                state = state.replace(params=start["params"], batch_stats=start["batch_stats"])
 
             def step_fn(batch: PairBatch, _: int) -> dict[str, float]:
                 nonlocal state
@@ -291,7 +321,7 @@ def main() -> None:
             stopper = train(step_fn, predict, lambda: state.variables, pairs, val, args, args.steps, "finetune", log)
         elif args.model == "unrolled":
             config = UnrolledConfig(steps=args.unroll, init_lam=args.init_lam)
-            state = create_unrolled_state(config, optax.adam(args.lr))
+            state = create_unrolled_state(config, optax.adam(args.lr or 0.03))
             likelihood = lambda s: make_likelihood(args.likelihood, sigma=args.sigma_scale * float(s[0]))
 
             def step_fn(batch: PairBatch, _: int) -> dict[str, float]:
@@ -306,6 +336,8 @@ def main() -> None:
         else:
             config = UNetConfig(features=args.features, depth=args.depth or 4)
             gen, disc = create_pix2pix_states(config, PatchGANConfig(features=args.features), key)
+            if args.init is not None:  # the generator only: a saved model holds no discriminator
+                gen = gen.replace(params=initial_model(args, config, parser)["params"])
 
             def step_fn(batch: PairBatch, step: int) -> dict[str, float]:
                 nonlocal gen, disc
@@ -322,8 +354,9 @@ def main() -> None:
         "seconds": round(time.perf_counter() - t0, 1),
         "seconds_making_pairs": round(t_data, 1),
         "teacher": args.teacher,
+        "init": None if args.init is None else str(args.init),
         **(
-            {"data": "scanner", "real_teacher": args.real_teacher, "real_repeat": args.real_repeat, "grain_px": list(args.grain), "flat_fraction": args.flat_fraction, "real_frames": {k: list(v) for k, v in REAL_TRAIN.items()}}
+            {"data": "scanner", "mix_simulator": args.mix_simulator, "real_teacher": args.real_teacher, "real_repeat": args.real_repeat, "grain_px": list(args.grain), "flat_fraction": args.flat_fraction, "real_frames": {k: list(v) for k, v in REAL_TRAIN.items()}}
             if args.data == "scanner"
             else {"data": "simulator", "noise": args.noise, "levels": args.levels}
         ),

@@ -343,7 +343,13 @@ def test_box2_removes_the_shuffle_frequency():
 def test_flat_pairs_are_constant_and_labelled_with_themselves():
     from usprior.amortized.scanner_pairs import flat_pairs
 
+    from usprior.physics.noise import MIN_NOISE_STD, estimate_speckle_std
+
     levels = np.array([0.03, 0.07], np.float32)
-    pairs = flat_pairs(6, levels, patch=8, seed=1)
-    assert pairs.noisy.shape == (6, 8, 8, 1) and np.array_equal(pairs.noisy, pairs.target)
-    assert np.ptp(pairs.noisy, axis=(1, 2, 3)).max() == 0 and set(pairs.sigma) <= set(levels)
+    pairs = flat_pairs(40, levels, patch=8, seed=1)
+    assert pairs.noisy.shape == (40, 8, 8, 1) and np.array_equal(pairs.noisy, pairs.target)
+    assert np.ptp(pairs.noisy, axis=(1, 2, 3)).max() == 0 and set(pairs.sigma) <= set(levels) | {np.float32(MIN_NOISE_STD)}
+    # about half at what the default noise map reads on a flat image, the rest at the given levels
+    assert estimate_speckle_std(pairs.noisy[0, ..., 0]) == MIN_NOISE_STD
+    assert 10 <= np.sum(pairs.sigma == np.float32(MIN_NOISE_STD)) <= 30 and set(levels) <= set(pairs.sigma)
+    assert set(flat_pairs(10, levels, patch=8, floor_fraction=0.0).sigma) <= set(levels)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from usprior.amortized.scanner_pairs import concat_pairs, distilled_pairs, randomized_pairs
+from usprior.amortized.scanner_pairs import concat_pairs, distilled_pairs, randomized_pairs, simulator_pairs
 from usprior.physics.noise import estimate_speckle_std
 from usprior.physics.randomized import PhysicsRanges, random_bmode_pair
 
@@ -34,6 +34,31 @@ def test_randomized_pairs_are_the_simulations_cut_into_windows():
         hits = [(r, c) for r in range(33) for c in range(41) if np.array_equal(sim.noisy[r : r + 16, c : c + 16], pairs.noisy[k, ..., 0])]
         assert hits and np.array_equal(sim.target[hits[0][0] : hits[0][0] + 16, hits[0][1] : hits[0][1] + 16], pairs.target[k, ..., 0])
     assert not np.array_equal(pairs.noisy[:3], pairs.noisy[3:])
+
+
+def _speckle(x, level, seed):
+    """A toy corrupt(): multiplicative noise of strength ``level`` (the target is x)."""
+    rng = np.random.default_rng(seed)
+    return np.clip(x * (1 + level * rng.standard_normal(x.shape)), 0, 1), x
+
+
+def test_simulator_pairs_are_one_setting_labelled_with_the_speckle_estimate():
+    images = _anatomy()
+    pairs = simulator_pairs(images, _speckle, [0.1, 0.4], patch=16, patches_per_image=3, seed=2)
+    assert pairs.noisy.shape == pairs.target.shape == (12, 16, 16, 1) and pairs.sigma.dtype == np.float32
+    for a, b in zip(pairs, simulator_pairs(images, _speckle, [0.1, 0.4], patch=16, patches_per_image=3, seed=2)):
+        np.testing.assert_array_equal(a, b)
+    # image 0 at level 0.1: the windows are cut from corrupt()'s pair, at the speckle estimate of the whole image
+    y, t = _speckle(images[0], 0.1, int(np.random.default_rng(2).integers(2**31)))
+    assert pairs.sigma[0] == pytest.approx(estimate_speckle_std(y))
+    for k in range(3):
+        hits = [(r, c) for r in range(33) for c in range(41) if np.allclose(y[r : r + 16, c : c + 16], pairs.noisy[k, ..., 0])]
+        assert hits and np.allclose(t[hits[0][0] : hits[0][0] + 16, hits[0][1] : hits[0][1] + 16], pairs.target[k, ..., 0])
+    assert pairs.sigma[3] > 2 * pairs.sigma[0]  # the stronger level reads higher
+    with pytest.raises(ValueError, match="at least one"):
+        simulator_pairs(images, _speckle, [], patch=16)
+    with pytest.raises(ValueError, match="corrupt returned shapes"):
+        simulator_pairs(images, lambda x, s, seed: (x[:-1], x), [0.1], patch=16)
 
 
 def test_distilled_windows_are_centred_inside_the_mask():

@@ -6,6 +6,9 @@ Two sources, mixed by the training script (``experiments/train_amortized.py --da
   flat images) through :func:`usprior.physics.randomized.random_bmode_pair`, a new pulse, grain,
   dynamic range, display, sector and JPEG per image; the target is the speckle-free image in
   the same display.
+* :func:`simulator_pairs`: one fixed simulator setting (a :data:`usprior.physics.simulate.Corrupt`
+  at given levels, e.g. the benchmark's convolutional speckle), so a scanner model keeps what a
+  specialist of that setting learnt;
 * :func:`distilled_pairs`: real B-mode frames, the target is a slow teacher's output inside the
   frame's B-mode mask (:func:`usprior.scanner.denoise.denoise_scan`: outside it, the input
   itself), the *real-frame distillation* of the universal-framework paper. Patches are centred
@@ -26,9 +29,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from usprior.amortized.training import PairBatch, cut_windows, random_windows
-from usprior.physics.noise import estimate_speckle_std
+from usprior.physics.noise import MIN_NOISE_STD, estimate_speckle_std
 from usprior.physics.randomized import PhysicsRanges, random_bmode_pair
-from usprior.validation import as_float_image, check_int
+from usprior.physics.simulate import Corrupt
+from usprior.validation import as_float_image, check_int, check_unit
 
 
 def _simulate(args: tuple[np.ndarray, int, PhysicsRanges, int, int]) -> tuple[np.ndarray, np.ndarray, float]:
@@ -66,6 +70,37 @@ def randomized_pairs(
         context = multiprocessing.get_context("spawn")  # JAX in the parent does not survive fork
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
             results = list(pool.map(_simulate, jobs, chunksize=4))
+    return _batch(results)
+
+
+def simulator_pairs(
+    clean_images: Sequence[np.ndarray],
+    corrupt: Corrupt,
+    levels: Sequence[float],
+    patch: int = 64,
+    patches_per_image: int = 16,
+    seed: int = 0,
+) -> PairBatch:
+    """For every clean image (H, W) >= ``patch`` and level s: (y, t) = corrupt(x, s, seed') and
+    ``patches_per_image`` aligned windows, N = len(clean_images) len(levels) patches_per_image.
+
+    Unlike :func:`usprior.amortized.training.make_pairs` (whose level is rms(y - t)), the level
+    of a window is :func:`usprior.physics.noise.estimate_speckle_std` of its whole noisy image,
+    as for :func:`randomized_pairs`: one noise-map unit across every source of a scanner model.
+    """
+    patch, count = check_int(patch, "patch"), check_int(patches_per_image, "patches_per_image")
+    images = [as_float_image(x, min_size=patch, name="clean image") for x in clean_images]
+    if not images or not len(levels):
+        raise ValueError("simulator_pairs needs at least one clean image and one level")
+    rng = np.random.default_rng(seed)
+    results = []
+    for x in images:
+        for level in levels:
+            y, t = (np.asarray(a, np.float32) for a in corrupt(x, level, int(rng.integers(2**31))))
+            if y.shape != x.shape or t.shape != x.shape:
+                raise ValueError(f"corrupt returned shapes {y.shape}, {t.shape} for a clean image of shape {x.shape}")
+            windows = cut_windows(y, t, random_windows(*x.shape, patch, count, rng), patch)
+            results.append((*windows, estimate_speckle_std(y)))
     return _batch(results)
 
 
@@ -108,14 +143,21 @@ def _batch(results: list[tuple[np.ndarray, np.ndarray, float]]) -> PairBatch:
     )
 
 
-def flat_pairs(count: int, sigmas: np.ndarray, patch: int = 64, seed: int = 0) -> PairBatch:
-    """``count`` noise-free constant windows (levels uniform in [0, 1]) labelled with themselves,
-    each at a noise level drawn from ``sigmas`` (e.g. the other samples' levels): a flat input
-    has nothing to remove, whatever the noise map says, and must come out flat."""
+def flat_pairs(count: int, sigmas: np.ndarray, patch: int = 64, seed: int = 0, floor_fraction: float = 0.5) -> PairBatch:
+    """``count`` noise-free constant windows (levels uniform in [0, 1]) labelled with themselves:
+    a flat input has nothing to remove, whatever the noise map says, and must come out flat.
+
+    A share ``floor_fraction`` of them is at the level FFDNet's default noise map reads on a flat
+    image (:data:`usprior.physics.noise.MIN_NOISE_STD`, the estimator's floor, below every
+    noisy sample's level), the rest at levels drawn from ``sigmas`` (e.g. the other samples').
+    """
     count, patch = check_int(count, "count"), check_int(patch, "patch")
+    floor_fraction = check_unit(floor_fraction, "floor_fraction")
     rng = np.random.default_rng(seed)
     flats = np.broadcast_to(rng.uniform(0.0, 1.0, (count, 1, 1, 1)), (count, patch, patch, 1)).astype(np.float32)
-    return PairBatch(flats, flats.copy(), rng.choice(np.asarray(sigmas, np.float32), count))
+    levels = rng.choice(np.asarray(sigmas, np.float32), count)
+    levels[rng.uniform(size=count) < floor_fraction] = MIN_NOISE_STD
+    return PairBatch(flats, flats.copy(), levels)
 
 
 def concat_pairs(*batches: PairBatch) -> PairBatch:
