@@ -18,7 +18,7 @@ anechoic chambers, a bright thin wall). Rows:
 
 Writes docs/results/<name>.{md,json} (default name leakage_oracle).
 
-    python experiments/leakage_oracle.py [--methods nlm bm3d srad ffdnet pix2pix map]
+    python experiments/leakage_oracle.py [--methods nlm bm3d srad ffdnet pix2pix map map_bmode]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from usprior.priors.data import evaluation_plane
 from usprior.scanner.mask import bmode_mask
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("nlm", "bm3d", "srad", "ffdnet", "pix2pix", "map")
+METHODS = ("nlm", "bm3d", "srad", "ffdnet", "pix2pix", "map", "map_bmode")
 RANGES = PhysicsRanges(p_sector=1.0)
 BLUR_PX = 2.0
 

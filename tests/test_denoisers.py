@@ -92,6 +92,22 @@ def test_auto_start_is_bm3d_for_raw_and_latent_map_for_clipped_frames(tiny_check
     assert default.clipped_start.cold.steps == CLIPPED_START_STEPS and default.cold.steps == 100
 
 
+def test_map_bmode_reads_the_speckle_level_and_starts_from_ffdnet(tiny_checkpoint):
+    """The "map_bmode" preset: sigma None -> estimate_speckle_std of the first frame, the start is
+    FFDNet given that sigma; a given sigma still wins; a bad ``noise`` is refused."""
+    from usprior.physics.noise import estimate_speckle_std
+
+    x = frames(1, (40, 48))
+    den = make_denoiser("map_bmode", checkpoint=tiny_checkpoint, global_steps=2)
+    assert den.noise == "speckle" and den.start.kind == "ffdnet"
+    level = estimate_speckle_std(x[0])
+    ref = make_denoiser("map", checkpoint=tiny_checkpoint, global_steps=2, start="ffdnet")(x, sigma=level)
+    np.testing.assert_allclose(den(x), ref, atol=1e-6)
+    assert np.abs(den(x, sigma=3 * level) - ref).max() > 1e-4
+    with pytest.raises(ValueError, match="noise must be"):
+        make_denoiser("map", checkpoint=tiny_checkpoint, noise="white")
+
+
 def test_global_map_refines_every_frames_start(tiny_checkpoint):
     """objective="global" with a start denoiser: the global objective from that denoiser's output,
     frame by frame (no latent stage)."""
@@ -115,7 +131,7 @@ def test_global_map_refines_every_frames_start(tiny_checkpoint):
     [
         ("nlm", "lam", "h, patch_size, patch_distance"),
         ("map", "batch", "checkpoint, likelihood, objective, lam, start, steps, warm_steps, stride, stop_rtol, skip_saturated, "
-                "global_steps, global_stride, chunk, progress"),
+                "global_steps, global_stride, chunk, progress, noise"),
         ("pix2pix", "steps", "checkpoint, batch"),
     ],
 )

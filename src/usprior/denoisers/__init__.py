@@ -62,6 +62,9 @@ register_denoiser("map", "usprior.denoisers.flow:MAPDenoiser", grid={"sigma": (1
 register_denoiser("map_latent", "usprior.denoisers.flow:MAPDenoiser", presets=_LATENT,
                   grid={"sigma": (1.0,), "lam": _LAM_GRID}, noise_scaled=("sigma",),
                   description="latent MAP, independent patches from the smoothed observation")
+register_denoiser("map_bmode", "usprior.denoisers.flow:MAPDenoiser", presets={"start": "ffdnet", "noise": "speckle"},
+                  grid={"sigma": (1.0,), "lam": _LAM_GRID}, noise_scaled=("sigma",),
+                  description="MAP for B-mode frames: the global objective from FFDNet, sigma = the speckle estimate")
 register_denoiser("map_log_speckle", "usprior.denoisers.flow:MAPDenoiser", presets={"likelihood": "log_speckle", **_LATENT},
                   grid={"sigma": (1.0,), "lam": _LAM_GRID}, noise_scaled=("sigma",),
                   description="latent MAP with the log-speckle likelihood")

@@ -32,6 +32,7 @@ from usprior.amortized.checkpoint import AmortizedCheckpoint, load_model
 from usprior.denoisers import DEFAULT_LAM
 from usprior.denoisers.base import Denoiser, denoiser_entry, make_denoiser
 from usprior.physics.likelihoods import LIKELIHOODS, Gaussian, Likelihood, make_likelihood
+from usprior.physics.noise import estimate_speckle_std
 from usprior.priors.flow import FlowPrior, load_prior
 from usprior.solvers.engine import blurred
 from usprior.solvers.global_map import GlobalConfig, global_map_denoise
@@ -74,7 +75,10 @@ class MAPDenoiser(Denoiser):
     likelihood's sigma (the same additive-noise std; other likelihoods: its own default noise
     level); a MAP start uses the same prior and the latent options below (``steps``, ``stride``,
     ``stop_rtol``, ``skip_saturated``, ``chunk``: e.g. ``steps=30`` shortens the latent start of a clipped frame).
-    ``chunk`` patches per compiled batch, ``progress`` a bar over the chunks.
+    ``chunk`` patches per compiled batch, ``progress`` a bar over the chunks. ``noise`` how a
+    missing Gaussian ``sigma`` is estimated: ``"auto"`` (:meth:`Likelihood.from_image`, which tells
+    white noise from correlated) or ``"speckle"`` (the tissue speckle of a B-mode frame,
+    :func:`usprior.physics.noise.estimate_speckle_std`, FFDNet's default map; preset ``"map_bmode"``).
 
     ``objective="global"``: ``global_steps`` Adam steps on the image-level objective that
     couples every overlapping patch (patches every ``global_stride`` px, default 16 or half
@@ -111,6 +115,7 @@ class MAPDenoiser(Denoiser):
         global_stride: int | None = None,
         chunk: int = MAPConfig.chunk,
         progress: bool = False,
+        noise: str = "auto",
     ) -> None:
         if objective not in DEFAULT_LAM:
             raise ValueError(f"objective must be 'global' or 'latent', got {objective!r}")
@@ -132,6 +137,9 @@ class MAPDenoiser(Denoiser):
         warm = max(1, self.cold.steps // 4) if warm_steps is None else check_int(warm_steps, "warm_steps", 1, MAX_STEPS)
         self.warm = dataclasses.replace(self.cold, steps=warm)
         self.progress = bool(progress)
+        if noise not in ("auto", "speckle"):
+            raise ValueError(f"noise must be 'auto' or 'speckle', got {noise!r}")
+        self.noise = noise
 
     @property
     def min_size(self) -> int:
@@ -147,6 +155,8 @@ class MAPDenoiser(Denoiser):
         return ": the prior checkpoint may be damaged, or sigma / lam are far too small for this image"
 
     def denoise_frames(self, frames: np.ndarray, sigma: float | None) -> np.ndarray:
+        if sigma is None and self.noise == "speckle" and self.likelihood == "gaussian":
+            sigma = estimate_speckle_std(frames[0])
         lik = make_likelihood(self.likelihood, sigma=sigma, image=frames[0])
         if self.objective == "global":
             return np.stack([
