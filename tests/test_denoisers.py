@@ -93,14 +93,15 @@ def test_auto_start_is_bm3d_for_raw_and_latent_map_for_clipped_frames(tiny_check
 
 
 def test_map_bmode_reads_the_speckle_level_and_starts_from_ffdnet(tiny_checkpoint):
-    """The "map_bmode" preset: sigma None -> estimate_speckle_std of the first frame, the start is
-    FFDNet given that sigma; a given sigma still wins; a bad ``noise`` is refused."""
-    from usprior.physics.noise import estimate_speckle_std
+    """The "map_bmode" preset: sigma None -> FFDNet's default level of the frames (the median
+    speckle estimate), the start is FFDNet given that sigma; a given sigma still wins; a bad
+    ``noise`` is refused."""
+    from usprior.denoisers.networks import default_noise_level
 
-    x = frames(1, (40, 48))
+    x = frames(2, (40, 48))
     den = make_denoiser("map_bmode", checkpoint=tiny_checkpoint, global_steps=2)
     assert den.noise == "speckle" and den.start.kind == "ffdnet"
-    level = estimate_speckle_std(x[0])
+    level = default_noise_level(x)
     ref = make_denoiser("map", checkpoint=tiny_checkpoint, global_steps=2, start="ffdnet")(x, sigma=level)
     np.testing.assert_allclose(den(x), ref, atol=1e-6)
     assert np.abs(den(x, sigma=3 * level) - ref).max() > 1e-4

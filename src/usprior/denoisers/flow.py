@@ -31,8 +31,8 @@ import numpy as np
 from usprior.amortized.checkpoint import AmortizedCheckpoint, load_model
 from usprior.denoisers import DEFAULT_LAM
 from usprior.denoisers.base import Denoiser, denoiser_entry, make_denoiser
+from usprior.denoisers.networks import default_noise_level
 from usprior.physics.likelihoods import LIKELIHOODS, Gaussian, Likelihood, make_likelihood
-from usprior.physics.noise import estimate_speckle_std
 from usprior.priors.flow import FlowPrior, load_prior
 from usprior.solvers.engine import blurred
 from usprior.solvers.global_map import GlobalConfig, global_map_denoise
@@ -77,8 +77,8 @@ class MAPDenoiser(Denoiser):
     ``stop_rtol``, ``skip_saturated``, ``chunk``: e.g. ``steps=30`` shortens the latent start of a clipped frame).
     ``chunk`` patches per compiled batch, ``progress`` a bar over the chunks. ``noise`` how a
     missing Gaussian ``sigma`` is estimated: ``"auto"`` (:meth:`Likelihood.from_image`, which tells
-    white noise from correlated) or ``"speckle"`` (the tissue speckle of a B-mode frame,
-    :func:`usprior.physics.noise.estimate_speckle_std`, FFDNet's default map; preset ``"map_bmode"``).
+    white noise from correlated) or ``"speckle"`` (the tissue speckle of B-mode frames, FFDNet's
+    default map :func:`usprior.denoisers.networks.default_noise_level`; preset ``"map_bmode"``).
 
     ``objective="global"``: ``global_steps`` Adam steps on the image-level objective that
     couples every overlapping patch (patches every ``global_stride`` px, default 16 or half
@@ -156,7 +156,7 @@ class MAPDenoiser(Denoiser):
 
     def denoise_frames(self, frames: np.ndarray, sigma: float | None) -> np.ndarray:
         if sigma is None and self.noise == "speckle" and self.likelihood == "gaussian":
-            sigma = estimate_speckle_std(frames[0])
+            sigma = default_noise_level(frames)
         lik = make_likelihood(self.likelihood, sigma=sigma, image=frames[0])
         if self.objective == "global":
             return np.stack([
