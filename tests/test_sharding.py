@@ -41,7 +41,7 @@ def test_sharded_equals_unsharded(tmp_path):
     np.testing.assert_allclose(sharded["glob"], usprior.denoise(noisy, method="map", sigma=0.1, global_steps=4, chunk=40),
                                atol=1e-4)
     # unrolled: chunks padded to a multiple of 4 compile to other shapes: equal to float rounding,
-    # which 16 Adam steps (each divided by the gradient's root mean square) amplify to ~5e-5
+    # which 16 Adam steps (each divided by the root of the running mean square gradient) amplify to ~5e-5
     np.testing.assert_allclose(sharded["unrolled"], usprior.denoise(noisy, method="unrolled", stride=8, chunk=40), atol=2e-4)
 
 

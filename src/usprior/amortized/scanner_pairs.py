@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from usprior.amortized.training import PairBatch, cut_windows, random_windows
+from usprior.amortized.training import PairBatch, clean_teacher, cut_windows, make_pairs, random_windows
 from usprior.physics.noise import MIN_NOISE_STD, estimate_speckle_std
 from usprior.physics.randomized import PhysicsRanges, random_bmode_pair
 from usprior.physics.simulate import Corrupt
@@ -82,26 +82,15 @@ def simulator_pairs(
     seed: int = 0,
 ) -> PairBatch:
     """For every clean image (H, W) >= ``patch`` and level s: (y, t) = corrupt(x, s, seed') and
-    ``patches_per_image`` aligned windows, N = len(clean_images) len(levels) patches_per_image.
+    ``patches_per_image`` aligned windows, N = len(clean_images) len(levels) patches_per_image:
+    :func:`usprior.amortized.training.make_pairs` with the clean targets.
 
-    Unlike :func:`usprior.amortized.training.make_pairs` (whose level is rms(y - t)), the level
-    of a window is :func:`usprior.physics.noise.estimate_speckle_std` of its whole noisy image,
-    as for :func:`randomized_pairs`: one noise-map unit across every source of a scanner model.
+    Unlike make_pairs' default level rms(y - t), the level of a window is
+    :func:`usprior.physics.noise.estimate_speckle_std` of its whole noisy image, as for
+    :func:`randomized_pairs`: one noise-map unit across every source of a scanner model.
     """
-    patch, count = check_int(patch, "patch"), check_int(patches_per_image, "patches_per_image")
-    images = [as_float_image(x, min_size=patch, name="clean image") for x in clean_images]
-    if not images or not len(levels):
-        raise ValueError("simulator_pairs needs at least one clean image and one level")
-    rng = np.random.default_rng(seed)
-    results = []
-    for x in images:
-        for level in levels:
-            y, t = (np.asarray(a, np.float32) for a in corrupt(x, level, int(rng.integers(2**31))))
-            if y.shape != x.shape or t.shape != x.shape:
-                raise ValueError(f"corrupt returned shapes {y.shape}, {t.shape} for a clean image of shape {x.shape}")
-            windows = cut_windows(y, t, random_windows(*x.shape, patch, count, rng), patch)
-            results.append((*windows, estimate_speckle_std(y)))
-    return _batch(results)
+    return make_pairs(clean_images, corrupt, clean_teacher, levels, patch, patches_per_image, seed,
+                      level=lambda noisy, _: estimate_speckle_std(noisy))
 
 
 def distilled_pairs(

@@ -92,17 +92,20 @@ def make_pairs(
     patch: int = 64,
     patches_per_image: int = 8,
     seed: int = 0,
+    level: Callable[[np.ndarray, np.ndarray], float] = noise_std,
 ) -> PairBatch:
     """Simulate noisy images, label them with ``teacher`` and cut aligned random patches.
 
     For every clean image x (H, W) in [0, 1] and level s in ``levels``: (y, t_sim) =
     corrupt(x, s, seed') with seed' drawn from ``seed``; the target is t = t_sim for
     :data:`clean_teacher`, else teacher(y, std) on the whole image; then ``patches_per_image``
-    random (P, P) windows shared by y and t. The recorded noise level of a sample is the noise
-    std of its image, rms(y - t_sim) (:func:`usprior.physics.simulate.noise_std`): the units of the
-    FFDNet noise map whatever the noise model. Returns N = len(clean_images) len(levels)
-    patches_per_image samples. The same ``seed`` gives the same noisy patches for every
-    teacher. Bad images, levels or sizes raise ``ValueError``.
+    random (P, P) windows shared by y and t. The recorded noise level of a sample, and the std
+    given to the teacher, is ``level(y, t_sim)`` of its whole image: by default the noise std
+    rms(y - t_sim) (:func:`usprior.physics.simulate.noise_std`), the units of the FFDNet noise
+    map whatever the noise model (the scanner models use the speckle estimate instead,
+    :func:`usprior.amortized.scanner_pairs.simulator_pairs`). Returns N = len(clean_images)
+    len(levels) patches_per_image samples. The same ``seed`` gives the same noisy patches for
+    every teacher. Bad images, levels or sizes raise ``ValueError``.
     """
     patch = check_int(patch, "patch")
     patches_per_image = check_int(patches_per_image, "patches_per_image")
@@ -110,6 +113,8 @@ def make_pairs(
     if not levels:
         raise ValueError("levels must hold at least one noise level")
     images = [as_float_image(x, min_size=patch, name="clean image") for x in clean_images]
+    if not images:
+        raise ValueError("make_pairs needs at least one clean image")
     rng = np.random.default_rng(seed)
     noisy, target, sigma = [], [], []
     for x in images:
@@ -118,7 +123,7 @@ def make_pairs(
             y = as_float_image(y, min_size=patch, name="corrupted image")
             if y.shape != x.shape or t_sim.shape != x.shape:
                 raise ValueError(f"corrupt returned shapes {y.shape}, {t_sim.shape} for a clean image of shape {x.shape}")
-            std = noise_std(y, t_sim)
+            std = level(y, t_sim)
             t = _teacher_target(teacher, y, t_sim, std)
             windows = cut_windows(y, t, random_windows(*x.shape, patch, patches_per_image, rng), patch)
             noisy.append(windows[0])

@@ -119,7 +119,9 @@ class MAPDenoiser(Denoiser):
     ) -> None:
         if objective not in DEFAULT_LAM:
             raise ValueError(f"objective must be 'global' or 'latent', got {objective!r}")
-        self.objective = objective
+        if noise not in ("auto", "speckle"):
+            raise ValueError(f"noise must be 'auto' or 'speckle', got {noise!r}")
+        self.objective, self.noise = objective, noise
         self.lam = DEFAULT_LAM[objective] if lam is None else check_positive(lam, "lam")
         start = ("auto" if objective == "global" else "blur") if start is None else start
         latent = dict(steps=steps, stride=stride, stop_rtol=stop_rtol, skip_saturated=skip_saturated, chunk=chunk)
@@ -137,9 +139,6 @@ class MAPDenoiser(Denoiser):
         warm = max(1, self.cold.steps // 4) if warm_steps is None else check_int(warm_steps, "warm_steps", 1, MAX_STEPS)
         self.warm = dataclasses.replace(self.cold, steps=warm)
         self.progress = bool(progress)
-        if noise not in ("auto", "speckle"):
-            raise ValueError(f"noise must be 'auto' or 'speckle', got {noise!r}")
-        self.noise = noise
 
     @property
     def min_size(self) -> int:
