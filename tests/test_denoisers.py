@@ -133,7 +133,7 @@ def test_global_map_refines_every_frames_start(tiny_checkpoint):
         ("nlm", "lam", "h, patch_size, patch_distance"),
         ("map", "batch", "checkpoint, likelihood, objective, lam, start, steps, warm_steps, stride, stop_rtol, skip_saturated, "
                 "global_steps, global_stride, chunk, progress, noise"),
-        ("pix2pix", "steps", "checkpoint, batch"),
+        ("pix2pix", "steps", "checkpoint, batch, threads"),
     ],
 )
 def test_an_unknown_option_lists_the_valid_ones(name, option, valid):

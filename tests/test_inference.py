@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 
 import usprior
-from usprior.denoisers.networks import default_noise_level
+from usprior.denoisers.networks import band_windows, default_noise_level
 from usprior.physics.noise import estimate_speckle_std
 from usprior.amortized import (
+    FFDNet,
     FFDNetConfig,
     UNetConfig,
+    UNetGenerator,
     ffdnet_apply,
     init_ffdnet,
     init_unet,
@@ -82,6 +84,55 @@ def test_cine_stack_equals_frame_by_frame(models, method):
         np.testing.assert_allclose(out[t], usprior.denoise(frames[t], method=method, checkpoint=models[method], **options), atol=1e-6)
 
 
+@pytest.mark.parametrize(("height", "bands", "reach", "factor"), [(646, 2, 23, 2), (646, 7, 23, 2), (64, 2, 46, 16),
+                                                            (1024, 3, 46, 16), (100, 5, 9, 2), (18, 2, 9, 2)])
+def test_band_windows_tile_the_rows_with_enough_context(height, bands, reach, factor):
+    """The kept ranges tile [0, height) in order; windows have one length and start on the
+    factor's grid; each kept row is >= reach rows inside its window unless at the frame's edge."""
+    length, windows = band_windows(height, bands, reach, factor)
+    assert length % factor == 0 and length <= height and 1 <= len(windows) <= bands
+    assert windows[0][1] == 0 and windows[-1][2] == height
+    for (start, keep_from, keep_to), following in zip(windows, windows[1:] + [None]):
+        assert start % factor == 0 and 0 <= start <= keep_from < keep_to <= start + length <= height
+        assert start == 0 or keep_from - start >= reach
+        assert start + length == height or start + length - keep_to >= reach
+        if following is not None:
+            assert following[1] == keep_to
+
+
+@pytest.mark.parametrize("method", ["ffdnet", "pix2pix"])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_row_bands_and_threads_give_the_one_pass_result(models, method, threads):
+    """A tall frame cut into row bands run by 3 threads, and a 4-frame stack in batches of 1, are
+    exactly the jitted network's one pass over the whole frames (even and odd sizes)."""
+    ckpt = load_model(models[method])
+    for shape in [(4, 130, 41), (1, 211, 64)]:
+        frames = stack(shape[0], shape[1:])
+        kw = {"sigma": 0.1} if method == "ffdnet" else {}
+        out = usprior.make_denoiser(method, checkpoint=models[method], threads=threads, batch=1)(frames, **kw)
+        y = frames[..., None]
+        want = ffdnet_apply(ckpt.variables, ckpt.config, y, 0.1) if method == "ffdnet" else pix2pix_apply(ckpt.variables, ckpt.config, y)
+        np.testing.assert_allclose(out, np.asarray(want)[..., 0], atol=1e-6)
+
+
+def test_receptive_field_radius_bounds_the_gradient_support():
+    """FFDNetConfig.margin and UNetConfig.reach bound how far an output pixel sees (the banding
+    relies on it): the gradient of one output pixel is zero beyond them, and reaches them."""
+    y = jax.random.uniform(KEY, (1, 96, 96, 1))
+    nets = [(FFDNetConfig(features=4, depth=d), init_ffdnet(FFDNetConfig(features=4, depth=d), KEY)) for d in (2, 4)]
+    nets += [(UNetConfig(features=4, depth=d), init_unet(UNetConfig(features=4, depth=d), KEY)) for d in (2, 3)]
+    for config, variables in nets:
+        if isinstance(config, FFDNetConfig):
+            fn, radius = (lambda x: FFDNet(config).apply(variables, x, 0.1)), config.margin
+        else:
+            fn, radius = (lambda x: UNetGenerator(config).apply(variables, x)), config.reach
+        reach = 0
+        for c in range(40, 40 + 2 ** (config.depth if isinstance(config, UNetConfig) else 1)):
+            rows, cols = np.nonzero(np.asarray(jax.grad(lambda x: fn(x)[0, c, c, 0])(y))[0, :, :, 0])
+            reach = max(reach, c - rows.min(), rows.max() - c, c - cols.min(), cols.max() - c)
+        assert reach == radius, (config, reach)
+
+
 def test_ffdnet_default_level_is_one_per_stack(models):
     """Without sigma a cine gets one level, the median of the frames' speckle estimates, so the
     strength does not flicker from frame to frame."""
@@ -121,12 +172,13 @@ def test_map_cine_warm_starts_from_the_previous_frame(tiny_checkpoint, tiny_prio
     ("method", "kwargs", "match"),
     [
         ("pix2pix", dict(sigma=0.1), "no noise-level input"),
-        ("ffdnet", dict(lam=1.0), "'ffdnet' takes no option lam; valid options: checkpoint, batch"),
+        ("ffdnet", dict(lam=1.0), "'ffdnet' takes no option lam; valid options: checkpoint, batch, threads"),
         ("unrolled", dict(steps=5), "'unrolled' takes no option steps; valid options: checkpoint, likelihood, stride, chunk"),
         ("ffdnet", dict(stride=8), "takes no option stride"),
         ("ffdnet", dict(likelihood="gaussian"), "takes no option likelihood"),
         ("ffdnet", dict(sigma=-1.0), "sigma"),
         ("ffdnet", dict(batch=0), "batch"),
+        ("pix2pix", dict(threads=0), "threads"),
         ("unrolled", dict(likelihood="poisson"), "unknown likelihood"),
     ],
 )

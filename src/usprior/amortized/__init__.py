@@ -22,9 +22,9 @@ __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,
     submod_attrs={
         "checkpoint": ["AmortizedCheckpoint", "load_model", "save_model"],
-        "ffdnet": ["FFDNet", "FFDNetConfig", "ffdnet_apply", "init_ffdnet"],
-        "pix2pix": ["PatchGAN", "PatchGANConfig", "UNetConfig", "UNetGenerator", "discriminator_loss", "generator_loss", "init_patchgan", "init_unet", "pix2pix_apply"],
-        "scanner_pairs": ["concat_pairs", "distilled_pairs", "flat_pairs", "randomized_pairs"],
+        "ffdnet": ["FFDNet", "FFDNetConfig", "ffdnet_apply", "ffdnet_padded", "init_ffdnet"],
+        "pix2pix": ["PatchGAN", "PatchGANConfig", "UNetConfig", "UNetGenerator", "discriminator_loss", "generator_loss", "init_patchgan", "init_unet", "pix2pix_apply", "pix2pix_padded"],
+        "scanner_pairs": ["concat_pairs", "distilled_pairs", "flat_pairs", "randomized_pairs", "simulator_pairs"],
         "shuffle": ["crop", "pad_to_multiple", "pixel_shuffle", "pixel_unshuffle"],
         "training": ["BatchNormState", "EarlyStopping", "PairBatch", "Teacher", "clean_teacher", "create_ffdnet_state", "create_pix2pix_states", "evaluate", "ffdnet_train_step", "make_pairs", "pix2pix_train_step"],
     },

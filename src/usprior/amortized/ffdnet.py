@@ -80,9 +80,10 @@ class FFDNetConfig:
 
     @property
     def margin(self) -> int:
-        """The receptive-field radius in pixels: ``depth`` half-resolution 3x3 layers reach
-        2 depth pixels, the 2x2 shuffle block and the head one more each."""
-        return 2 * self.depth + 2
+        """The receptive-field radius in pixels, ``2 depth + 3``: ``depth`` half-resolution 3x3
+        layers reach 2 depth pixels, the 2x2 shuffle block, box2 and the head one more each
+        (the support of an output pixel's gradient, measured in the tests)."""
+        return 2 * self.depth + 3
 
 
 def noise_map(sigma: Array, shape: tuple[int, int, int, int]) -> Array:
@@ -137,6 +138,15 @@ def init_ffdnet(config: FFDNetConfig, key: Array) -> dict[str, Any]:
 
 
 @functools.partial(jax.jit, static_argnames="config")
+def ffdnet_padded(variables: dict[str, Any], config: FFDNetConfig, x: Array, level: Array) -> Array:
+    """Inference-mode FFDNet on a batch x (N, H, W, C) that already carries its margin, with
+    ``level`` a scalar, (N,) or a map of x's shape (N, H, W, 1); not clipped. An output pixel
+    depends only on the input within :attr:`FFDNetConfig.margin` of it, so rows of a padded
+    frame can be run in overlapping bands (:mod:`usprior.denoisers.networks`)."""
+    return FFDNet(config).apply(variables, x, level)
+
+
+@functools.partial(jax.jit, static_argnames="config")
 def ffdnet_apply(variables: dict[str, Any], config: FFDNetConfig, y: Array, sigma: Array) -> Array:
     """Inference-mode FFDNet on a batch y (N, H, W, C), any H, W; output clipped to [0, 1].
 
@@ -145,6 +155,5 @@ def ffdnet_apply(variables: dict[str, Any], config: FFDNetConfig, y: Array, sigm
     denoised like its interior (a flat image stays flat up to its edges).
     """
     m = config.margin
-    level = noise_map(sigma, y.shape)
-    out = FFDNet(config).apply(variables, pad_margin(y, m), pad_margin(level, m))
+    out = ffdnet_padded(variables, config, pad_margin(y, m), pad_margin(noise_map(sigma, y.shape), m))
     return jnp.clip(strip_margin(out, m), 0.0, 1.0)

@@ -78,6 +78,18 @@ class UNetConfig:
         """The downsampling factor 2^depth: inputs are padded to multiples of it."""
         return 2**self.depth
 
+    @property
+    def margin(self) -> int:
+        """The reflect padding :func:`pix2pix_apply` adds on every side: the factor 2^depth."""
+        return self.factor
+
+    @property
+    def reach(self) -> int:
+        """The receptive-field radius in pixels, ``3 * 2^depth - 2``: the 4x4 stride-2 encoder
+        reaches 2 (2^depth - 1) pixels, the decoder's nearest upsampling and 3x3 convolutions
+        the rest (the support of an output pixel's gradient, measured in the tests)."""
+        return 3 * 2**self.depth - 2
+
 
 @dataclasses.dataclass(frozen=True)
 class PatchGANConfig:
@@ -173,6 +185,15 @@ def discriminator_loss(real_logits: Array, fake_logits: Array) -> Array:
 
 
 @functools.partial(jax.jit, static_argnames="config")
+def pix2pix_padded(variables: dict[str, Any], config: UNetConfig, x: Array) -> Array:
+    """Inference-mode generator on a batch x (N, H, W, C) that already carries its margin; not
+    clipped. An output pixel depends only on the input within :attr:`UNetConfig.reach` of it
+    and on its position modulo the factor, so rows of a padded frame can be run in overlapping
+    bands that start at multiples of the factor (:mod:`usprior.denoisers.networks`)."""
+    return UNetGenerator(config).apply(variables, x)
+
+
+@functools.partial(jax.jit, static_argnames="config")
 def pix2pix_apply(variables: dict[str, Any], config: UNetConfig, y: Array) -> Array:
     """Inference-mode generator (no dropout) on a batch y (N, H, W, C), any H, W: (N, H, W, C), clipped to [0, 1].
 
@@ -180,5 +201,5 @@ def pix2pix_apply(variables: dict[str, Any], config: UNetConfig, y: Array) -> Ar
     cropped back, so the image border is not denoised against the convolutions' zero padding
     (flat frames: edge pixels moved by up to 0.06 without it, < 0.01 with it).
     """
-    m = config.factor
-    return jnp.clip(strip_margin(UNetGenerator(config).apply(variables, pad_margin(y, m)), m), 0.0, 1.0)
+    m = config.margin
+    return jnp.clip(strip_margin(pix2pix_padded(variables, config, pad_margin(y, m)), m), 0.0, 1.0)
