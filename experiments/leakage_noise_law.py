@@ -1,0 +1,145 @@
+"""Can any despeckler reach structure leakage <= 0.20 on a real frame? Its own anatomy and noise law.
+
+Structure leakage (:func:`usprior.eval.metrics.structure_leakage`) correlates the residual's local
+variance with the input's edge strength. If the noise std of a frame grows with its brightness,
+a perfect despeckler's residual (the noise itself) is larger where the tissue is bright, and
+bright tissue is where the edges are: the metric then reads the noise law as structure. This
+experiment measures, on each real example (frame 0, its ``bmode_mask`` on gray pixels, as
+experiments/real_data.py):
+
+1. a reference estimate x of the speckle-free frame: BM3D at its defaults through
+   :func:`usprior.scanner.denoise.denoise_scan`;
+2. the frame's noise law: over 11 x 11 windows inside the mask (eroded by 6 px) with local mean
+   m > 0.02, a least-squares fit of log std(y - x) = log a + p log m: p = 0 is a constant std
+   (log-compressed speckle), p = 0.5 the sqrt law of ``u = v + sqrt(v) eta``, p = 1 multiplicative;
+   and the residual's grain: its lag-1 autocorrelation along rows and columns, rho, matched by a
+   Gaussian filter of std s = sqrt(-1 / (4 ln rho)) of white noise;
+3. re-simulated frames y_k = clip(x + n_k, 0, 1) with n_k that grain and (a) the fitted law,
+   std a m^p, (b) a constant std equal to the law's mean over the mask; seeds 0-2. The oracle
+   (the despeckler that returns x exactly) scores structure_leakage(y_k, x, mask).
+
+The oracle's leakage in (a) is what a perfect despeckler scores on that anatomy with that noise;
+in (b), what it would score if the same frame were displayed with a constant-std (log) mapping.
+Nothing is trained or tuned. Writes docs/results/<name>.{md,json} (default leakage_noise_law);
+the real methods' own leakage is copied from docs/results/real_data_scanner_models.json when
+it exists.
+
+    python experiments/leakage_noise_law.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+import scipy.ndimage as ndi
+
+import usprior
+from usprior.eval import metrics
+from usprior.eval.benchmark import device_name
+from usprior.io.examples import example_path
+from usprior.io.scans import read_scan
+from usprior.scanner.denoise import denoise_scan
+from usprior.scanner.mask import bmode_mask, gray_pixels
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = ("ybr_color", "rgb_color", "epiq", "aloka")
+WINDOW = 11
+ERODE = 6
+MIN_MEAN = 0.02
+SEEDS = (0, 1, 2)
+
+
+def noise_law(noisy: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """(a, p) of std(y - x) = a m^p, fitted over the WINDOW-px windows of the eroded mask."""
+    residual = noisy - reference
+    mean = ndi.uniform_filter(reference, WINDOW)
+    std = np.sqrt(np.maximum(ndi.uniform_filter(residual * residual, WINDOW) - ndi.uniform_filter(residual, WINDOW) ** 2, 0.0))
+    inside = ndi.binary_erosion(mask, iterations=ERODE) & (mean > MIN_MEAN) & (std > 0)
+    p, log_a = np.polyfit(np.log(mean[inside]), np.log(std[inside]), 1)
+    return float(np.exp(log_a)), float(p)
+
+
+def grain(residual: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    """Gaussian-filter stds (rows, cols) whose filtered white noise has the residual's lag-1
+    autocorrelations inside the mask."""
+    r = np.where(mask, residual - residual[mask].mean(), 0.0)
+    power = np.abs(np.fft.fft2(r)) ** 2
+    auto = np.fft.ifft2(power).real
+    rho = np.clip([auto[1, 0] / auto[0, 0], auto[0, 1] / auto[0, 0]], 1e-3, 0.99)
+    return tuple(float(np.sqrt(-1.0 / (4.0 * np.log(v)))) for v in rho)
+
+
+def oracle_leakage(reference: np.ndarray, mask: np.ndarray, std: np.ndarray, sigmas: tuple[float, float], seed: int) -> float:
+    eta = ndi.gaussian_filter(np.random.default_rng(seed).standard_normal(reference.shape), sigmas)
+    noisy = np.clip(reference + std * eta / eta.std(), 0.0, 1.0)
+    return metrics.structure_leakage(noisy, reference, mask)
+
+
+def run(images: list[str]) -> dict:
+    measured = ROOT / "docs" / "results" / "real_data_scanner_models.json"
+    real = json.loads(measured.read_text())["images"] if measured.exists() else {}
+    frames = {}
+    for name in images:
+        scan = read_scan(example_path(name))
+        scan = dataclasses.replace(scan, pixels=scan.pixels[:1], frames=scan.frames[:1])
+        mask = bmode_mask(scan)
+        inside = mask & gray_pixels(scan).all(axis=0)
+        y = scan.frames[0].astype(np.float64)
+        x = denoise_scan(scan, usprior.make_denoiser("bm3d"), mask).frames[0].astype(np.float64)
+        a, p = noise_law(y, x, inside)
+        sigmas = grain(y - x, inside)
+        law = a * np.clip(x, MIN_MEAN, 1.0) ** p
+        constant = np.full_like(x, law[inside].mean())
+        entry = {"shape": list(scan.shape), "law_a": a, "law_p": p, "grain_sigma_px": list(sigmas),
+                 "oracle_law": [oracle_leakage(x, inside, law, sigmas, s) for s in SEEDS],
+                 "oracle_constant": [oracle_leakage(x, inside, constant, sigmas, s) for s in SEEDS],
+                 "methods_on_real_frame": {m: r["leakage"] for m, r in real.get(name, {}).get("methods", {}).items()}}
+        frames[name] = entry
+        print(name, f"p {p:.2f}, oracle law {np.mean(entry['oracle_law']):.2f}, constant {np.mean(entry['oracle_constant']):.2f}",
+              flush=True)
+    return frames
+
+
+def markdown(results: dict) -> str:
+    frames = results["frames"]
+    methods = sorted({m for e in frames.values() for m in e["methods_on_real_frame"]})
+    lines = ["# Structure leakage of a perfect despeckler on each real frame's anatomy and noise law", "",
+             f"Generated by `{results['command']}` on {results['device']}. Reference x = BM3D of frame 0; "
+             "noise law std(y - x) = a m^p fitted over 11 x 11 windows of the mask; the frame re-simulated "
+             "as x + noise of the residual's grain, (a) with that law, (b) with a constant std of the same "
+             "mean; the oracle returns x. Mean (min-max) over seeds 0-2. The right-hand columns are the "
+             "real methods' leakage on the real frame (docs/results/real_data_scanner_models.json, mean over "
+             "the frames scored). The real-data issues ask for leakage <= 0.20.", "",
+             "| frame | noise law p | grain (px) | oracle, the frame's law | oracle, constant std | "
+             + " | ".join(methods) + " |",
+             "|---" * (5 + len(methods)) + "|"]
+    for name, e in frames.items():
+        cells = [f"{np.mean(v):.2f} ({min(v):.2f}-{max(v):.2f})" for v in (e["oracle_law"], e["oracle_constant"])]
+        real = [f"{e['methods_on_real_frame'][m]:.2f}" if m in e["methods_on_real_frame"] else "" for m in methods]
+        lines.append(f"| {name} | {e['law_p']:.2f} | {e['grain_sigma_px'][0]:.2f} x {e['grain_sigma_px'][1]:.2f} | "
+                     + " | ".join(cells + real) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", nargs="+", default=list(IMAGES), choices=IMAGES)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results")
+    parser.add_argument("--name", default="leakage_noise_law")
+    args = parser.parse_args()
+    results = {"command": shlex.join(["python", "experiments/leakage_noise_law.py", *sys.argv[1:]]),
+               "device": device_name(), "frames": run(args.images)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / f"{args.name}.md").write_text(markdown(results))
+    print(f"wrote {args.out / (args.name + '.md')}")
+
+
+if __name__ == "__main__":
+    main()
