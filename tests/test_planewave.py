@@ -93,6 +93,30 @@ def test_background_mean_matches_clean_target(cyst):
     assert sim.clean[background].std() < 0.01  # the clean target is flat away from the cyst
 
 
+def test_local_log_offset_follows_the_effective_density():
+    """Each pixel's log offset is the uniform-region one where the scatterers are uniform, nearer
+    the Rayleigh value (EULER_DB) inside an anechoic region lit only by the PSF's wide clutter
+    tail, and larger next to a lone bright reflector (few scatterers dominate)."""
+    from scipy.signal import fftconvolve
+
+    from usprior.physics.display import EULER_DB
+    from usprior.physics.planewave import _local_log_offset_db, _log_offset_db
+
+    yy, xx = np.mgrid[-20:21, -20:21]
+    psf = np.exp(-(yy**2 + xx**2) / 8.0) * np.exp(0.8j * yy) + 0.02 * np.exp(-(yy**2 + xx**2) / 200.0)
+    psf /= np.sqrt(np.sum(np.abs(psf) ** 2))
+    weight = np.ones((140, 140))
+    weight[58:82, 58:82] = 0.0  # a 24 px anechoic square, centred at (70, 70)
+    weight[115, 30] = 50.0  # a lone bright scatterer
+    power = fftconvolve(weight, np.abs(psf) ** 2, mode="valid")
+    offset = _local_log_offset_db(psf, 0.05, weight, power)  # valid grid: 100 x 100, (row, col) - 20
+    uniform = _log_offset_db(psf, 0.05)
+    assert uniform > EULER_DB + 0.5  # few scatterers per cell: well above Rayleigh
+    assert offset[10, 80] == pytest.approx(uniform, abs=0.05)  # uniform tissue far from both
+    assert EULER_DB - 0.1 < offset[50, 50] < uniform - 0.5  # the cyst centre: clutter only
+    assert offset[95, 10] > uniform + 0.5  # on the bright scatterer
+
+
 def test_bright_target_appears_at_its_depth():
     image = np.zeros(SHAPE, dtype=np.float32)
     image[30:33, 12:15] = 1.0  # centre: depth 6 + 31.5 px, lateral -3 + 13.5 px
