@@ -18,6 +18,9 @@ the 'validation' slices plus SonoSite frames 116 and 119 (training pool, never t
 ``--mix-simulator`` adds the ``--noise`` simulator at ``--levels`` on the same 'train' /
 'validation' slices (the pairs a ``--data simulator`` specialist learns from), labelled with the
 speckle estimate like the rest, so the scanner model keeps that setting's quality.
+``--planewave N`` adds N plane-wave acquisitions (pymust,
+:func:`usprior.physics.randomized.random_planewave_pair`) of randomly chosen training anatomy,
+and N / 8 (at least 2) of validation slices, cached in ``--planewave-cache FILE.npz``.
 ``--cache FILE.npz`` keeps those pairs for the next model. ``--flat-fraction`` adds noise-free
 constant windows labelled with themselves at the other windows' noise levels (flat in, flat out).
 ``--init CKPT`` starts FFDNet (or the Pix2Pix generator; the discriminator starts afresh) from a
@@ -174,6 +177,27 @@ def scanner_data(args: argparse.Namespace) -> tuple[PairBatch, PairBatch]:
     return with_flats(pairs, args), val
 
 
+def planewave_data(args: argparse.Namespace) -> tuple[PairBatch, PairBatch]:
+    """(train, validation) plane-wave pairs of ``--planewave``, cached in ``--planewave-cache``."""
+    cache = args.planewave_cache
+    if cache is not None and cache.is_file():
+        with np.load(cache) as f:
+            if int(f["count"]) != args.planewave:
+                sys.exit(f"--planewave-cache {cache} holds {int(f['count'])} acquisitions, not --planewave {args.planewave}")
+            return PairBatch(f["noisy"], f["target"], f["sigma"]), PairBatch(f["val_noisy"], f["val_target"], f["val_sigma"])
+    rng = np.random.default_rng(args.seed + 2)
+    pool = anatomy("train", args.seed, args.max_images)
+    chosen = [pool[i] for i in rng.choice(len(pool), args.planewave, replace=False)]
+    val_images = data.sagittal_slices("validation")[: max(2, args.planewave // 8)]
+    kw = dict(patch=args.patch, patches_per_image=args.patches_per_image, ranges=PlaneWaveRanges(), workers=args.workers)
+    pairs = randomized_pairs(chosen, seed=args.seed + 2, **kw)
+    val = randomized_pairs(val_images, seed=args.seed + 3, **kw)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, **pairs._asdict(), **{f"val_{k}": v for k, v in val._asdict().items()}, count=args.planewave)
+    return pairs, val
+
+
 def with_flats(pairs: PairBatch, args: argparse.Namespace) -> PairBatch:
     """``pairs`` and ``--flat-fraction`` of as many noise-free constant windows at their noise levels."""
     count = round(args.flat_fraction * len(pairs.noisy))
@@ -250,6 +274,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="scanner data: simulation processes")
     parser.add_argument("--mix-simulator", action="store_true", help="scanner data: add the --noise simulator at --levels "
                         "on the same slices (the specialist's pairs)")
+    parser.add_argument("--planewave", type=int, default=0, help="scanner data: plane-wave (pymust) acquisitions added")
+    parser.add_argument("--planewave-cache", type=Path, default=None, help="scanner data: .npz of the plane-wave pairs")
     parser.add_argument("--init", type=Path, default=None, help="FFDNet / Pix2Pix: start from this saved model's weights")
     parser.add_argument("--cache", type=Path, default=None, help="scanner data: .npz of the pairs (reused if present)")
     parser.add_argument("--noise", default="convolutional", choices=sorted(simulate.NOISE_MODELS))
@@ -289,6 +315,11 @@ def main() -> None:
         if args.model == "unrolled" or args.teacher != "clean":
             parser.error("--data scanner trains ffdnet or pix2pix on clean simulated targets (--real-teacher labels the real frames)")
         pairs, val = scanner_data(args)
+        if args.planewave < 0:
+            parser.error("--planewave must be >= 0")
+        if args.planewave:
+            planewave, planewave_val = planewave_data(args)
+            pairs, val = concat_pairs(pairs, planewave), concat_pairs(val, planewave_val)
     else:
         pairs = make_pairs(train_images, model.corrupt, teacher, args.levels, seed=args.seed, **kw)
         val = make_pairs(val_images, model.corrupt, teacher, args.levels, seed=args.seed + 1, **kw)
@@ -356,7 +387,7 @@ def main() -> None:
         "teacher": args.teacher,
         "init": None if args.init is None else str(args.init),
         **(
-            {"data": "scanner", "mix_simulator": args.mix_simulator, "real_teacher": args.real_teacher, "real_repeat": args.real_repeat, "grain_px": list(args.grain), "flat_fraction": args.flat_fraction, "real_frames": {k: list(v) for k, v in REAL_TRAIN.items()}}
+            {"data": "scanner", "mix_simulator": args.mix_simulator, "planewave": args.planewave, "real_teacher": args.real_teacher, "real_repeat": args.real_repeat, "grain_px": list(args.grain), "flat_fraction": args.flat_fraction, "real_frames": {k: list(v) for k, v in REAL_TRAIN.items()}}
             if args.data == "scanner"
             else {"data": "simulator", "noise": args.noise, "levels": args.levels}
         ),

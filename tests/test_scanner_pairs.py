@@ -36,6 +36,25 @@ def test_randomized_pairs_are_the_simulations_cut_into_windows():
     assert not np.array_equal(pairs.noisy[:3], pairs.noisy[3:])
 
 
+def test_planewave_ranges_cut_windows_from_the_plane_wave_simulation():
+    """PlaneWaveRanges switch randomized_pairs to pymust: the windows come from the simulation's
+    fixed output shape (not the anatomy's), at the level read from it; deterministic."""
+    pytest.importorskip("pymust")
+    from usprior.physics.randomized import PlaneWaveRanges, random_planewave_pair
+
+    tiny = PlaneWaveRanges(n_angles=(1,), scatterers_per_cell=(0.3, 0.3), depth_start_mm=(6.0, 6.0),
+                           depth_span_mm=(4.0, 4.0), width_mm=(4.0, 4.0), shape=(24, 24))
+    image = _anatomy()[0]
+    pairs = randomized_pairs([image], patch=16, patches_per_image=2, seed=5, ranges=tiny)
+    assert pairs.noisy.shape == (2, 16, 16, 1)
+    rng = np.random.default_rng(np.random.default_rng(5).integers(0, 2**31, 1)[0])
+    sim = random_planewave_pair(image, rng, tiny)
+    assert sim.noisy.shape == (24, 24) and sim.params["n_angles"] == 1
+    assert pairs.sigma[0] == pytest.approx(estimate_speckle_std(sim.noisy))
+    hits = [(r, c) for r in range(9) for c in range(9) if np.array_equal(sim.noisy[r : r + 16, c : c + 16], pairs.noisy[0, ..., 0])]
+    assert hits and np.array_equal(sim.target[hits[0][0] : hits[0][0] + 16, hits[0][1] : hits[0][1] + 16], pairs.target[0, ..., 0])
+
+
 def _speckle(x, level, seed):
     """A toy corrupt(): multiplicative noise of strength ``level`` (the target is x)."""
     rng = np.random.default_rng(seed)

@@ -4,8 +4,9 @@ Two sources, mixed by the training script (``experiments/train_amortized.py --da
 
 * :func:`randomized_pairs`: anatomy (H, W) in [0, 1] (sagittal MRI, natural images, phantoms,
   flat images) through :func:`usprior.physics.randomized.random_bmode_pair`, a new pulse, grain,
-  dynamic range, display, sector and JPEG per image; the target is the speckle-free image in
-  the same display.
+  dynamic range, display, sector and JPEG per image, or through pymust's plane waves
+  (:func:`usprior.physics.randomized.random_planewave_pair`); the target is the speckle-free
+  image in the same display.
 * :func:`simulator_pairs`: one fixed simulator setting (a :data:`usprior.physics.simulate.Corrupt`
   at given levels, e.g. the benchmark's convolutional speckle), so a scanner model keeps what a
   specialist of that setting learnt;
@@ -25,22 +26,24 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from usprior.amortized.training import PairBatch, clean_teacher, cut_windows, make_pairs, random_windows
 from usprior.physics.noise import MIN_NOISE_STD, estimate_speckle_std
-from usprior.physics.randomized import PhysicsRanges, random_bmode_pair
+from usprior.physics.randomized import PhysicsRanges, PlaneWaveRanges, random_bmode_pair, random_planewave_pair
 from usprior.physics.simulate import Corrupt
 from usprior.validation import as_float_image, check_int, check_unit
 
 
-def _simulate(args: tuple[np.ndarray, int, PhysicsRanges, int, int]) -> tuple[np.ndarray, np.ndarray, float]:
+def _simulate(args: tuple[np.ndarray, int, Any, int, int]) -> tuple[np.ndarray, np.ndarray, float]:
     clean, seed, ranges, patch, count = args
     rng = np.random.default_rng(seed)
-    pair = random_bmode_pair(clean, rng, ranges)
+    draw = random_planewave_pair if isinstance(ranges, PlaneWaveRanges) else random_bmode_pair
+    pair = draw(clean, rng, ranges)
     level = estimate_speckle_std(pair.noisy)
-    y, t = cut_windows(pair.noisy, pair.target, random_windows(*clean.shape, patch, count, rng), patch)
+    y, t = cut_windows(pair.noisy, pair.target, random_windows(*pair.noisy.shape, patch, count, rng), patch)
     return y, t, level
 
 
@@ -49,14 +52,18 @@ def randomized_pairs(
     patch: int = 64,
     patches_per_image: int = 16,
     seed: int = 0,
-    ranges: PhysicsRanges = PhysicsRanges(),
+    ranges: PhysicsRanges | PlaneWaveRanges = PhysicsRanges(),
     workers: int = 1,
 ) -> PairBatch:
     """One random B-mode simulation per clean image (H, W) >= ``patch``, cut into
     ``patches_per_image`` aligned (patch, patch) windows: N = len(clean_images) patches_per_image.
 
-    Deterministic for a ``seed`` whatever ``workers`` (processes, spawned, for the simulator's
-    ~1 s per 233x189 image).
+    ``ranges`` picks the simulator: :class:`~usprior.physics.randomized.PhysicsRanges`, the
+    convolutional :func:`~usprior.physics.randomized.random_bmode_pair` (~1 s per 233x189
+    image); :class:`~usprior.physics.randomized.PlaneWaveRanges`, pymust's plane waves
+    (:func:`~usprior.physics.randomized.random_planewave_pair`, ~10-15 s per image, windows cut
+    from its ``ranges.shape`` output). Deterministic for a ``seed`` whatever ``workers``
+    (processes, spawned).
     """
     patch, count, workers = check_int(patch, "patch"), check_int(patches_per_image, "patches_per_image"), check_int(workers, "workers")
     images = [as_float_image(x, min_size=patch, name="clean image") for x in clean_images]
