@@ -62,7 +62,7 @@ import usprior
 from usprior import baselines
 from usprior.priors import data
 from usprior.physics import simulate
-from usprior.physics.randomized import PhysicsRanges
+from usprior.physics.randomized import PhysicsRanges, PlaneWaveRanges
 from usprior.amortized import (
     EarlyStopping,
     FFDNetConfig,
