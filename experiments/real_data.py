@@ -3,7 +3,7 @@
 For each real example (usprior.io.examples; the held-out / training split is in docs/real_data.md)
 the B-mode mask is detected (usprior.scanner.mask.bmode_mask) and every method runs with its
 default settings through usprior.scanner.denoise.denoise_scan, exactly as ``usprior denoise``
-does. Nothing is tuned on these frames. Per method and image (inside the mask, gray pixels):
+does (on these ultrasound DICOMs ``map`` runs as ``map_bmode``: usprior.scanner.files.file_method). Nothing is tuned on these frames. Per method and image (inside the mask, gray pixels):
 
 * speckle suppression: median over homogeneous windows of std(input) / std(output);
 * structure leakage: correlation of the residual's local variance with the input's edge strength;
@@ -38,6 +38,7 @@ from usprior.eval.benchmark import Figure, device_name, figure_grid
 from usprior.io.examples import example_path
 from usprior.io.scans import Scan, read_scan
 from usprior.scanner.denoise import denoise_scan
+from usprior.scanner.files import FileSettings, file_method
 from usprior.scanner.mask import bmode_mask, gray_pixels
 
 METHODS = ("map", "unrolled", "ffdnet", "pix2pix", "nlm", "obnlm", "srad", "lee", "frost", "tv", "bm3d", "wnnm")
@@ -118,16 +119,19 @@ def run(name: str, methods: list[str], cine_frames: int, regions: dict, out_dir:
     entry["input"] = noisy
     columns = {"input": draw_boxes(scan.frames[0], rois)[box]}
     for method in methods:
-        den = usprior.make_denoiser(method)
+        runs_as = file_method(FileSettings(method), scan)  # usprior denoise's choice for this file
+        den = usprior.make_denoiser(runs_as)
         denoise_scan(truncate(scan, 1), den, mask)  # warm-up: compile for this frame size
         t0 = time.perf_counter()
         result = denoise_scan(scan, den, mask)
         seconds = (time.perf_counter() - t0) / len(scan.frames)
         row = scores(scan, result.frames, inside, rois)
         row["seconds_per_frame"] = seconds
+        row["runs_as"] = runs_as
         entry["methods"][method] = row
         columns[method] = result.frames[0][box]
-        print(f"{name} {method}: " + ", ".join(f"{k} {v:.3g}" for k, v in row.items()), flush=True)
+        print(f"{name} {method} (as {runs_as}): " + ", ".join(f"{k} {v:.3g}" for k, v in row.items() if k != "runs_as"),
+              flush=True)
     skimage.io.imsave(out_dir / f"{stem}_{name}.png", skimage.util.img_as_ubyte(figure(columns)), check_contrast=False)
     entry["figure_columns"] = list(columns)
     return entry
@@ -151,7 +155,8 @@ def markdown(results: dict, command: str, stem: str) -> str:
                   "|---|---|---|---|---|---|---|---|"]
         for method, r in entry["methods"].items():
             temporal = f"{r['temporal']:.2f}" if "temporal" in r else "-"
-            lines.append(f"| {method} | {r['suppression']:.2f} | {r['leakage']:.2f} | {r['bias']:.3f} | "
+            name_cell = method if r.get("runs_as", method) == method else f"{method} (as {r['runs_as']})"
+            lines.append(f"| {name_cell} | {r['suppression']:.2f} | {r['leakage']:.2f} | {r['bias']:.3f} | "
                          f"{r['gcnr']:.3f} | {r['cnr']:.2f} | {temporal} | {r['seconds_per_frame']:.2f} |")
         lines += ["", f"![{name}]({stem}_{name}.png)", "",
                   f"Tiles, left to right and in row pairs of four: {', '.join(entry['figure_columns'])}; in each pair "

@@ -46,6 +46,24 @@ def test_map_options_reach_the_denoiser(tiny_checkpoint, tmp_path):
         np.testing.assert_allclose(np.load(out), expected, atol=1e-5)
 
 
+def test_noise_flag_picks_how_a_missing_sigma_is_read(tiny_checkpoint, tmp_path):
+    """--noise speckle / auto without --sigma: the API's noise option, and the two readings differ."""
+    import usprior
+
+    y = np.random.default_rng(4).uniform(0, 1, (20, 22)).astype(np.float32)
+    src = tmp_path / "in.npy"
+    np.save(src, y)
+    kw = dict(checkpoint=tiny_checkpoint, start="tv", global_steps=2)
+    outs = {}
+    for noise in ("speckle", "auto"):
+        out = tmp_path / f"{noise}.npy"
+        assert main(["denoise", str(src), "-o", str(out), "--checkpoint", str(tiny_checkpoint), "--start", "tv",
+                     "--global-steps", "2", "--noise", noise]) == 0
+        outs[noise] = np.load(out)
+        np.testing.assert_allclose(outs[noise], usprior.denoise(y, noise=noise, **kw), atol=1e-5)
+    assert not np.allclose(outs["speckle"], outs["auto"], atol=1e-3)
+
+
 def test_errors_exit_2(tiny_checkpoint, tmp_path, capsys):
     assert main(["denoise", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.png")]) == 2
     assert "not found" in capsys.readouterr().err

@@ -234,6 +234,50 @@ def test_non_us_modality_warns(tmp_path):
         read_scan(src)
 
 
+def test_map_on_an_ultrasound_dicom_runs_with_its_b_mode_settings(tmp_path):
+    """file_method: map -> map_bmode for a DICOM of modality US, unless noise is given; any other
+    method, and any input without DICOM metadata or of another modality, keeps its method."""
+    from usprior.scanner.files import FileSettings, file_method
+
+    us = read_scan(example_path("epiq"))
+    assert file_method(FileSettings("map"), us) == "map_bmode"
+    assert file_method(FileSettings("map", {"noise": "auto"}), us) == "map"
+    assert file_method(FileSettings("map", {"start": "blur"}), us) == "map_bmode"  # other options ride along
+    assert file_method(FileSettings("nlm"), us) == "nlm"
+    skimage.io.imsave(tmp_path / "export.png", (us.frames[0] * 255).astype(np.uint8), check_contrast=False)
+    assert file_method(FileSettings("map"), read_scan(tmp_path / "export.png")) == "map"
+    ds = pydicom.dcmread(example_path("epiq"))
+    ds.Modality = "MR"
+    ds.save_as(tmp_path / "mr.dcm", enforce_file_format=True)
+    with pytest.warns(UserWarning, match="not US"):
+        assert file_method(FileSettings("map"), read_scan(tmp_path / "mr.dcm")) == "map"
+
+
+def test_the_cli_denoises_each_file_by_its_own_method(tmp_path, capsys, identity, monkeypatch):
+    """Single file and folder mode build the denoiser file_method names (here a stand-in pair:
+    identity for other inputs, halving for ultrasound DICOMs), record it in the output, say so."""
+    from usprior.scanner import files
+
+    register_denoiser("halve_test", function_factory(lambda image: 0.5 * image))
+    monkeypatch.setattr(files, "BMODE_METHODS", {identity: "halve_test"})
+    out = tmp_path / "out.dcm"
+    assert main(["denoise", "example:epiq", "-o", str(out), "--method", identity]) == 0
+    text = capsys.readouterr().out
+    assert "runs with its B-mode settings, as halve_test" in text and "by halve_test" in text
+    before, after = pydicom.dcmread(example_path("epiq")), pydicom.dcmread(out)
+    assert "method halve_test" in after.DerivationDescription
+    mask = bmode_mask(read_scan(example_path("epiq")))
+    assert after.pixel_array[mask].astype(int).sum() < 0.6 * before.pixel_array[mask].astype(int).sum()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.dcm").write_bytes(example_path("epiq").read_bytes())
+    skimage.io.imsave(folder / "b.png", (np.random.default_rng(0).uniform(0.2, 0.8, (40, 40)) * 255).astype(np.uint8),
+                      check_contrast=False)
+    assert main(["denoise", str(folder), "-o", str(tmp_path / "out"), "--method", identity]) == 0
+    assert f"by halve_test and {identity}" in capsys.readouterr().out
+    np.testing.assert_array_equal(skimage.io.imread(tmp_path / "out" / "b.png"), skimage.io.imread(folder / "b.png"))
+
+
 def test_dicom_output_needs_a_dicom_input(tmp_path, capsys):
     np.save(tmp_path / "a.npy", np.full((40, 40), 0.5, np.float32))
     assert main(["denoise", str(tmp_path / "a.npy"), "-o", str(tmp_path / "a.dcm"), "--method", "nlm"]) == 2

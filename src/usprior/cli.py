@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--warm-steps", type=int, default=None, help="map_latent, cine: steps on warm-started frames")
     d.add_argument("--stride", type=int, default=None, help="map_latent / unrolled: patch stride in pixels")
     d.add_argument("--batch", type=int, default=None, help="pix2pix / ffdnet: frames per pass")
+    d.add_argument("--noise", default=None, choices=["auto", "speckle"],
+                   help="map: how a missing --sigma is read (default: speckle for an ultrasound DICOM, where map "
+                        "runs as map_bmode, auto elsewhere)")
     d.add_argument("--checkpoint", default=None, help="checkpoint of the method: a directory or a shipped name")
     d.add_argument("--compare", type=Path, default=None, help="also write a before/after image (.png, .gif for cine)")
     d.add_argument("--mask", default=None, metavar="auto|none|FILE",
@@ -145,7 +148,7 @@ def _settings(args: argparse.Namespace):
     denoiser_entry(args.method)
     given = {"likelihood": args.likelihood, "objective": args.objective, "start": args.start, "lam": args.lam,
              "global_steps": args.global_steps, "steps": args.steps, "warm_steps": args.warm_steps,
-             "stride": args.stride, "batch": args.batch, "checkpoint": args.checkpoint}
+             "stride": args.stride, "batch": args.batch, "checkpoint": args.checkpoint, "noise": args.noise}
     options = {k: v for k, v in given.items() if v is not None}
     valid = denoiser_options(args.method)
     if args.input_is_file and (valid is None or "progress" in valid):
@@ -166,9 +169,12 @@ def _denoise(args: argparse.Namespace) -> None:
         return
     if args.format is not None or args.dask is not None:
         raise ValueError("--format and --dask are for folder input; a single output takes the format of its suffix")
-    frames, seconds = denoise_file(settings, lambda: make_denoiser(settings.method, **settings.options), source,
-                                   args.output, args.compare)
-    print(f"denoised {source} ({frames} frame{'s' * (frames > 1)}) by {args.method} in {seconds:.1f} s "
+    frames, seconds, method = denoise_file(settings, lambda m: make_denoiser(m, **settings.options), source,
+                                           args.output, args.compare)
+    if method != args.method:
+        print(f"usprior: {source} is an ultrasound DICOM: {args.method} runs with its B-mode settings, as {method} "
+              "(--noise auto keeps the white-noise reading)")
+    print(f"denoised {source} ({frames} frame{'s' * (frames > 1)}) by {method} in {seconds:.1f} s "
           f"({frames / max(seconds, 1e-9):.1f} frames/s) -> {args.output}")
     if args.compare is not None:
         print(f"before/after comparison -> {args.compare}")
@@ -219,20 +225,13 @@ def _denoise_folder(args: argparse.Namespace, folder: Path, settings) -> None:
     ``--dask`` the files are shared out to Dask workers."""
     from tqdm.auto import tqdm
 
-    from usprior.denoisers import make_denoiser
-    from usprior.scanner.files import denoise_file, worker_denoise_file
+    from usprior.scanner.files import cached_denoisers, denoise_file, worker_denoise_file
 
     jobs, skipped = _folder_jobs(args, folder)
-    done, frames, seconds, failed = 0, 0, 0.0, []
+    done, frames, seconds, failed, methods = 0, 0, 0.0, [], set()
     outcomes = []
     if args.dask is None:
-        cache: list = []
-
-        def denoiser():
-            if not cache:
-                cache.append(make_denoiser(settings.method, **settings.options))
-            return cache[0]
-
+        denoiser = cached_denoisers(settings, {})
         for path, target in tqdm(jobs, desc="files", unit="file"):
             try:
                 outcomes.append((path, denoise_file(settings, denoiser, path, target)))
@@ -251,7 +250,8 @@ def _denoise_folder(args: argparse.Namespace, folder: Path, settings) -> None:
             failed.append(f"{path}: {' '.join(str(outcome).split())}")
         else:
             done, frames, seconds = done + 1, frames + outcome[0], seconds + outcome[1]
-    print(f"denoised {done} file(s), {frames} frames by {args.method} in {seconds:.1f} s "
+            methods.add(outcome[2])
+    print(f"denoised {done} file(s), {frames} frames by {' and '.join(sorted(methods)) or args.method} in {seconds:.1f} s "
           f"({frames / max(seconds, 1e-9):.1f} frames/s); skipped {skipped} existing, {len(failed)} failed -> {args.output}")
     if failed:
         raise ValueError(f"{len(failed)} file(s) failed: " + "; ".join(sorted(failed)))
