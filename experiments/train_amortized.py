@@ -148,14 +148,28 @@ def real_pairs(frames: dict, teacher: str, patch: int, count: int, seed: int) ->
     return distilled_pairs(noisy, targets, masks, patch=patch, patches_per_image=count, seed=seed)
 
 
+def save_pairs(path: Path, pairs: PairBatch, val: PairBatch, **tags: Any) -> None:
+    """Training and validation pairs, and scalar ``tags`` describing them, in one .npz."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **pairs._asdict(), **{f"val_{k}": v for k, v in val._asdict().items()}, **tags)
+
+
+def load_pairs(path: Path) -> tuple[PairBatch, PairBatch, dict[str, np.ndarray]]:
+    """(train, validation, tags) of a :func:`save_pairs` file."""
+    fields = set(PairBatch._fields) | {f"val_{k}" for k in PairBatch._fields}
+    with np.load(path) as f:
+        train = PairBatch(*(f[k] for k in PairBatch._fields))
+        val = PairBatch(*(f[f"val_{k}"] for k in PairBatch._fields))
+        return train, val, {k: f[k] for k in f.files if k not in fields}
+
+
 def scanner_data(args: argparse.Namespace) -> tuple[PairBatch, PairBatch]:
     """(train, validation) pairs of ``--data scanner`` (see the module docstring), cached in ``--cache``."""
     if args.cache is not None and args.cache.is_file():
-        with np.load(args.cache) as f:
-            mixed = "mix_simulator" in f.files and bool(f["mix_simulator"])  # older caches hold no simulator pairs
-            if mixed != args.mix_simulator:
-                sys.exit(f"--cache {args.cache} was made {'with' if mixed else 'without'} --mix-simulator")
-            pairs, val = PairBatch(f["noisy"], f["target"], f["sigma"]), PairBatch(f["val_noisy"], f["val_target"], f["val_sigma"])
+        pairs, val, tags = load_pairs(args.cache)
+        mixed = bool(tags.get("mix_simulator", False))  # older caches hold no simulator pairs
+        if mixed != args.mix_simulator:
+            sys.exit(f"--cache {args.cache} was made {'with' if mixed else 'without'} --mix-simulator")
         return with_flats(pairs, args), val
     kw = dict(patch=args.patch, patches_per_image=args.patches_per_image)
     ranges = PhysicsRanges(grain_px=tuple(args.grain))
@@ -172,8 +186,7 @@ def scanner_data(args: argparse.Namespace) -> tuple[PairBatch, PairBatch]:
         val = concat_pairs(val, simulator_pairs(data.sagittal_slices("validation")[: args.max_images], corrupt, args.levels,
                                                 seed=args.seed + 1, **kw))
     if args.cache is not None:
-        args.cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(args.cache, **pairs._asdict(), **{f"val_{k}": v for k, v in val._asdict().items()}, mix_simulator=args.mix_simulator)
+        save_pairs(args.cache, pairs, val, mix_simulator=args.mix_simulator)
     return with_flats(pairs, args), val
 
 
@@ -181,10 +194,10 @@ def planewave_data(args: argparse.Namespace) -> tuple[PairBatch, PairBatch]:
     """(train, validation) plane-wave pairs of ``--planewave``, cached in ``--planewave-cache``."""
     cache = args.planewave_cache
     if cache is not None and cache.is_file():
-        with np.load(cache) as f:
-            if int(f["count"]) != args.planewave:
-                sys.exit(f"--planewave-cache {cache} holds {int(f['count'])} acquisitions, not --planewave {args.planewave}")
-            return PairBatch(f["noisy"], f["target"], f["sigma"]), PairBatch(f["val_noisy"], f["val_target"], f["val_sigma"])
+        pairs, val, tags = load_pairs(cache)
+        if int(tags["count"]) != args.planewave:
+            sys.exit(f"--planewave-cache {cache} holds {int(tags['count'])} acquisitions, not --planewave {args.planewave}")
+        return pairs, val
     rng = np.random.default_rng(args.seed + 2)
     pool = anatomy("train", args.seed, args.max_images)
     chosen = [pool[i] for i in rng.choice(len(pool), args.planewave, replace=False)]
@@ -193,8 +206,7 @@ def planewave_data(args: argparse.Namespace) -> tuple[PairBatch, PairBatch]:
     pairs = randomized_pairs(chosen, seed=args.seed + 2, **kw)
     val = randomized_pairs(val_images, seed=args.seed + 3, **kw)
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, **pairs._asdict(), **{f"val_{k}": v for k, v in val._asdict().items()}, count=args.planewave)
+        save_pairs(cache, pairs, val, count=args.planewave)
     return pairs, val
 
 
@@ -314,9 +326,9 @@ def main() -> None:
     if args.data == "scanner":
         if args.model == "unrolled" or args.teacher != "clean":
             parser.error("--data scanner trains ffdnet or pix2pix on clean simulated targets (--real-teacher labels the real frames)")
-        pairs, val = scanner_data(args)
         if args.planewave < 0:
             parser.error("--planewave must be >= 0")
+        pairs, val = scanner_data(args)
         if args.planewave:
             planewave, planewave_val = planewave_data(args)
             pairs, val = concat_pairs(pairs, planewave), concat_pairs(val, planewave_val)
