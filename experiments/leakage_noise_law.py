@@ -57,9 +57,8 @@ SEEDS = (0, 1, 2)
 
 def noise_law(noisy: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
     """(a, p) of std(y - x) = a m^p, fitted over the WINDOW-px windows of the eroded mask."""
-    residual = noisy - reference
-    mean = ndi.uniform_filter(reference, WINDOW)
-    std = np.sqrt(np.maximum(ndi.uniform_filter(residual * residual, WINDOW) - ndi.uniform_filter(residual, WINDOW) ** 2, 0.0))
+    mean = metrics.local_moments(reference, WINDOW)[0]
+    std = np.sqrt(metrics.local_moments(noisy - reference, WINDOW)[1])
     inside = ndi.binary_erosion(mask, iterations=ERODE) & (mean > MIN_MEAN) & (std > 0)
     p, log_a = np.polyfit(np.log(mean[inside]), np.log(std[inside]), 1)
     return float(np.exp(log_a)), float(p)
