@@ -7,6 +7,9 @@ does (on these ultrasound DICOMs ``map`` runs as ``map_bmode``: usprior.scanner.
 
 * speckle suppression: median over homogeneous windows of std(input) / std(output);
 * structure leakage: correlation of the residual's local variance with the input's edge strength;
+* noise-law leakage: the same after dividing that variance by the frame's noise law, fitted in
+  homogeneous tissue (usprior.eval.metrics.noise_law_leakage: about 0 for a perfect despeckler
+  also where the noise grows with the brightness);
 * brightness bias: |mean change|;
 * gCNR and CNR between a dark and a tissue region (docs/results/real_regions.json, frame 0);
 * temporal stability (cines): frame-to-frame change of the output relative to the input's;
@@ -71,10 +74,11 @@ def scores(scan: Scan, out_frames: np.ndarray, inside: np.ndarray, rois: dict) -
     y, x = scan.frames, out_frames
     per_frame = [
         (metrics.speckle_suppression(y[t], x[t], inside), metrics.structure_leakage(y[t], x[t], inside),
-         metrics.brightness_bias(y[t], x[t], inside))
+         metrics.noise_law_leakage(y[t], x[t], inside), metrics.brightness_bias(y[t], x[t], inside))
         for t in range(len(y))
     ]
-    row = {k: float(np.mean([p[i] for p in per_frame])) for i, k in enumerate(("suppression", "leakage", "bias"))}
+    keys = ("suppression", "leakage", "leakage_law", "bias")
+    row = {k: float(np.mean([p[i] for p in per_frame])) for i, k in enumerate(keys)}
     row["gcnr"] = metrics.gcnr(x[0], rois["dark"], rois["tissue"])
     row["cnr"] = metrics.cnr(x[0], rois["dark"], rois["tissue"])
     if len(y) > 1:
@@ -143,7 +147,9 @@ def markdown(results: dict, command: str, stem: str) -> str:
              "on these frames); the B-mode mask detected by `bmode_mask`; metrics on the gray pixels inside it "
              "(definitions in `usprior.eval.metrics` and docs/real_data.md). Suppression: std(in) / std(out) in "
              "homogeneous windows (higher = smoother); leakage: correlation of the residual's local variance with "
-             "the input's edges (0 = only speckle removed); bias: |mean change|; gCNR / CNR: dark vs tissue ROI "
+             "the input's edges (0 = only speckle removed, where the noise std is the same everywhere); law leakage: "
+             "the same relative to the frame's noise law (`noise_law_leakage`: 0 = only noise removed, whatever the "
+             "law; below 0 = noise left at edges); bias: |mean change|; gCNR / CNR: dark vs tissue ROI "
              "(input value in the heading); temporal: frame-to-frame change relative to the input's (cines); "
              "s / frame: CPU wall clock.", ""]
     for name, entry in results["images"].items():
@@ -151,12 +157,12 @@ def markdown(results: dict, command: str, stem: str) -> str:
                   f"{entry['shape'][0]}x{entry['shape'][1]})", "",
                   f"Input gCNR {entry['input']['gcnr']:.3f}, CNR {entry['input']['cnr']:.2f}; mask "
                   f"{100 * entry['mask_fraction']:.0f} % of the frame.", "",
-                  "| method | suppression | leakage | bias | gCNR | CNR | temporal | s / frame |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| method | suppression | leakage | law leakage | bias | gCNR | CNR | temporal | s / frame |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for method, r in entry["methods"].items():
             temporal = f"{r['temporal']:.2f}" if "temporal" in r else "-"
             name_cell = method if r.get("runs_as", method) == method else f"{method} (as {r['runs_as']})"
-            lines.append(f"| {name_cell} | {r['suppression']:.2f} | {r['leakage']:.2f} | {r['bias']:.3f} | "
+            lines.append(f"| {name_cell} | {r['suppression']:.2f} | {r['leakage']:.2f} | {r['leakage_law']:.2f} | {r['bias']:.3f} | "
                          f"{r['gcnr']:.3f} | {r['cnr']:.2f} | {temporal} | {r['seconds_per_frame']:.2f} |")
         lines += ["", f"![{name}]({stem}_{name}.png)", "",
                   f"Tiles, left to right and in row pairs of four: {', '.join(entry['figure_columns'])}; in each pair "

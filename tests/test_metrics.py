@@ -277,6 +277,54 @@ def test_no_reference_metrics_tell_despeckling_from_blurring():
     assert metrics.temporal_stability(frames, still, mask) == 0.0
 
 
+def _tissue_with_edges_in_the_bright(law: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(clean, noisy): dark background, flat mid and bright blocks, and bright striped tissue (the
+    edges sit in bright tissue, as on real frames); white noise of std 0.05 (m / 0.5)^law."""
+    clean = np.full((120, 120), 0.15)
+    clean[:40, 60:] = 0.75
+    clean[40:80, 60:] = 0.4
+    stripes = np.where((np.arange(60) // 5) % 2 == 0, 0.5, 0.8)
+    clean[80:, :] = stripes[None, np.arange(120) % 60]
+    noise = 0.05 * (clean / 0.5) ** law * np.random.default_rng(seed).standard_normal(clean.shape)
+    return clean, clean + noise
+
+
+@pytest.mark.parametrize("law", [0.0, 0.5])
+def test_noise_law_leakage_scores_a_perfect_despeckler_zero_whatever_the_law(law):
+    """The true image as output: about 0 with a constant noise std and with the sqrt law, where
+    structure_leakage reads the law as structure; a 5 px box filter removes edges: high in both."""
+    from scipy.ndimage import uniform_filter
+
+    mask = np.ones((120, 120), bool)
+    for seed in range(3):
+        clean, y = _tissue_with_edges_in_the_bright(law, seed)
+        assert abs(metrics.noise_law_leakage(y, clean, mask)) < 0.1
+        assert metrics.noise_law_leakage(y, uniform_filter(y, 5), mask) > 0.5
+        if law:
+            assert metrics.structure_leakage(y, clean, mask) > 0.25
+        else:
+            assert abs(metrics.structure_leakage(y, clean, mask)) < 0.1
+
+
+def test_noise_law_leakage_without_a_readable_law():
+    """Identity: 0. A noise-free input whose edges are blurred (no residual in flat tissue) still
+    leaks. One brightness span below NOISE_LAW_MIN_SPAN: the plain structure_leakage."""
+    from scipy.ndimage import uniform_filter
+
+    mask = np.ones((120, 120), bool)
+    clean, y = _tissue_with_edges_in_the_bright(0.5, 0)
+    assert metrics.noise_law_leakage(y, y, mask) == 0.0
+    assert metrics.noise_law_leakage(clean, uniform_filter(clean, 5), mask) > 0.5
+    step = _speckled_step()
+    box = uniform_filter(step, 7)
+    square = np.ones(step.shape, bool)
+    assert metrics.noise_law_leakage(step, box, square) == pytest.approx(metrics.structure_leakage(step, box, square))
+    with pytest.raises(ValueError, match="fraction"):
+        metrics.noise_law_leakage(step, box, square, fraction=0.0)
+    with pytest.raises(ValueError, match="mask is empty"):
+        metrics.noise_law_leakage(step, box, np.zeros(step.shape, bool))
+
+
 def test_no_reference_metrics_refuse_bad_masks():
     y = _speckled_step()
     with pytest.raises(ValueError, match="mask is empty"):

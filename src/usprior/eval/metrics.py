@@ -20,7 +20,11 @@ No reference, for real frames (input y and output x of a denoiser, inside a mask
 
 * :func:`speckle_suppression` — median over homogeneous windows of std(y) / std(x),
 * :func:`structure_leakage` — correlation of the residual's local variance with the input's
-  edge strength (a pure despeckler leaves a residual unrelated to anatomy: about 0),
+  edge strength (a pure despeckler leaves a residual unrelated to anatomy: about 0 when the
+  noise std is the same everywhere),
+* :func:`noise_law_leakage` — the same correlation after dividing the residual's local variance
+  by the frame's own noise law a m^q, fitted in homogeneous tissue: about 0 for a pure
+  despeckler also where the noise grows with the brightness (real frames, docs/real_data.md),
 * :func:`brightness_bias` — |mean(x) - mean(y)| over M,
 * :func:`temporal_stability` — frame-to-frame change of the output relative to the input's.
 
@@ -37,7 +41,7 @@ import numpy as np
 import scipy.ndimage as ndi
 import skimage.metrics
 
-from usprior.validation import check_image, check_positive, check_shape
+from usprior.validation import check_image, check_positive, check_real, check_shape
 
 
 def _as_image(image: object, name: str) -> np.ndarray:
@@ -330,6 +334,54 @@ def structure_leakage(noisy: object, denoised: object, mask: np.ndarray, size: i
     if var.std() == 0 or edges.std() == 0:
         return 0.0
     return float(np.corrcoef(var, edges)[0, 1])
+
+
+NOISE_LAW_MIN_MEAN = 0.02
+"""Local means below this are black (background, anechoic pools): no noise law is read there."""
+
+NOISE_LAW_MIN_SPAN = 2.0
+"""The homogeneous pixels' local means must span this factor (10th to 90th percentile) for a
+slope q to be read; else q = 0 (one brightness: the law cannot be told from structure)."""
+
+
+def noise_law_leakage(noisy: object, denoised: object, mask: np.ndarray, size: int = 7,
+                      fraction: float = HOMOGENEOUS_FRACTION) -> float:
+    """:func:`structure_leakage` with the residual's local variance taken relative to the noise
+    law of the frame, in [-1, 1].
+
+    With r = y - x, m the local mean of y and v the local variance of r (``size`` x ``size``), and
+    e = :func:`edge_strength` (y), over the pixels P of ``mask`` with m > :data:`NOISE_LAW_MIN_MEAN`:
+
+    1. the law log v = log a + q log m is fitted by least squares on the homogeneous pixels of P
+       (the ``fraction`` with the lowest e, where v > 0), q clipped to [0, 2] (noise std ~ m^(q/2):
+       q = 0 log-compressed speckle, q = 1 the sqrt law of ``u = v + sqrt(v) eta``); q = 0 when
+       those pixels span less than :data:`NOISE_LAW_MIN_SPAN` in m (then this is
+       :func:`structure_leakage` over P);
+    2. the result is corr(v / m^q, e) over P (the scale a does not change a correlation).
+
+    A despeckler that removes only noise leaves v / (a m^q) about constant, whatever the law, so
+    it scores about 0; removed edges raise v at edges beyond the law (positive); speckle left at
+    edges lowers it (negative). :func:`structure_leakage` reads a law with q > 0 as structure,
+    because bright tissue is where the edges are. A zero residual gives 0; without homogeneous
+    pixels of positive v (a noise-free input) q = 0.
+    """
+    y, x, mask = _pair_in_mask(noisy, denoised, mask)
+    fraction = check_real(fraction, "fraction", low=0.0, high=1.0, strict=True)
+    mean = local_moments(y, size)[0]
+    var = local_moments(y - x, size)[1]
+    edges = edge_strength(y)
+    inside = mask & (mean > NOISE_LAW_MIN_MEAN)
+    if not inside.any() or var[inside].std() == 0 or edges[inside].std() == 0:
+        return 0.0
+    flat = inside & (edges <= np.quantile(edges[inside], fraction)) & (var > 0)
+    q = 0.0
+    if flat.sum() >= 2:
+        log_m = np.log(mean[flat])
+        low, high = np.quantile(log_m, [0.1, 0.9])
+        if high - low >= math.log(NOISE_LAW_MIN_SPAN):
+            q = float(np.clip(np.polyfit(log_m, np.log(var[flat]), 1)[0], 0.0, 2.0))
+    relative = var[inside] / mean[inside] ** q  # the law's scale a drops out of the correlation
+    return float(np.corrcoef(relative, edges[inside])[0, 1])
 
 
 def brightness_bias(noisy: object, denoised: object, mask: np.ndarray) -> float:
