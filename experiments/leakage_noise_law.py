@@ -24,8 +24,8 @@ Both are also scored with :func:`usprior.eval.metrics.noise_law_leakage` (the re
 variance relative to the law fitted in homogeneous tissue), next to a despeckler that removes
 structure: a Gaussian blur of 2 px of the re-simulated frame (a).
 Nothing is trained or tuned. Writes docs/results/<name>.{md,json} (default leakage_noise_law);
-the real methods' own leakage is copied from docs/results/real_data_scanner_models.json when
-it exists.
+the real methods' own leakage and noise-law leakage are copied from
+docs/results/real_data_noise_law.json and real_data_full_size.json when they exist.
 
     python experiments/leakage_noise_law.py
 """
@@ -51,7 +51,8 @@ from usprior.scanner.denoise import denoise_scan
 from usprior.scanner.mask import bmode_mask, gray_pixels
 
 ROOT = Path(__file__).resolve().parents[1]
-IMAGES = ("ybr_color", "rgb_color", "epiq", "aloka")
+IMAGES = ("ybr_color", "sonosite_cine", "rgb_color", "epiq", "aloka")
+MEASURED = ("real_data_noise_law.json", "real_data_full_size.json")  # the methods' scores on the real frames
 WINDOW = 11
 ERODE = 6
 MIN_MEAN = 0.02
@@ -92,8 +93,9 @@ def leakages(noisy: np.ndarray, denoised: np.ndarray, mask: np.ndarray) -> tuple
 
 
 def run(images: list[str]) -> dict:
-    measured = ROOT / "docs" / "results" / "real_data_scanner_models.json"
-    real = json.loads(measured.read_text())["images"] if measured.exists() else {}
+    real = {}
+    for measured in (ROOT / "docs" / "results" / f for f in MEASURED):
+        real |= json.loads(measured.read_text())["images"] if measured.exists() else {}
     frames = {}
     for name in images:
         scan = read_scan(example_path(name))
@@ -114,7 +116,8 @@ def run(images: list[str]) -> dict:
         entry = {"shape": list(scan.shape), "law_a": a, "law_p": p, "grain_sigma_px": list(sigmas),
                  **{key: [v[0] for v in values] for key, values in scored.items()},
                  **{f"{key}_normalized": [v[1] for v in values] for key, values in scored.items()},
-                 "methods_on_real_frame": {m: r["leakage"] for m, r in real.get(name, {}).get("methods", {}).items()}}
+                 "methods_on_real_frame": {m: [r["leakage"], r["leakage_law"]]
+                                           for m, r in real.get(name, {}).get("methods", {}).items()}}
         frames[name] = entry
         print(name, f"p {p:.2f}", *(f"{k} {np.mean(entry[k]):.2f} / {np.mean(entry[k + '_normalized']):.2f}" for k in scored),
               flush=True)
@@ -129,14 +132,16 @@ def markdown(results: dict) -> str:
              "noise law std(y - x) = a m^p fitted over 11 x 11 windows of the mask; the frame re-simulated "
              "as x + noise of the residual's grain, (a) with that law, (b) with a constant std of the same "
              "mean; the oracle returns x. Mean (min-max) over seeds 0-2. The right-hand columns are the "
-             "real methods' leakage on the real frame (docs/results/real_data_scanner_models.json, mean over "
+             "real methods' leakage / noise-law leakage on the real frame (docs/results/real_data_noise_law.json and "
+             "real_data_full_size.json, mean over "
              "the frames scored). The real-data issues ask for leakage <= 0.20.", "",
              "| frame | noise law p | grain (px) | oracle, the frame's law | oracle, constant std | "
              + " | ".join(methods) + " |",
              "|---" * (5 + len(methods)) + "|"]
     for name, e in frames.items():
         cells = [_spread(e["oracle_law"]), _spread(e["oracle_constant"])]
-        real = [f"{e['methods_on_real_frame'][m]:.2f}" if m in e["methods_on_real_frame"] else "" for m in methods]
+        real = [" / ".join(f"{v:.2f}" for v in e["methods_on_real_frame"][m]) if m in e["methods_on_real_frame"] else ""
+                for m in methods]
         lines.append(f"| {name} | {e['law_p']:.2f} | {e['grain_sigma_px'][0]:.2f} x {e['grain_sigma_px'][1]:.2f} | "
                      + " | ".join(cells + real) + " |")
     lines += ["", "## The same frames scored with `noise_law_leakage`", "",

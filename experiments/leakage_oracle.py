@@ -16,6 +16,9 @@ anechoic chambers, a bright thin wall). Rows:
 * every listed denoiser at its defaults (``usprior.denoise``, nothing tuned), with PSNR against
   the target.
 
+Leakage is scored twice: :func:`usprior.eval.metrics.structure_leakage` and
+:func:`usprior.eval.metrics.noise_law_leakage` (relative to the frame's noise law).
+
 Writes docs/results/<name>.{md,json} (default name leakage_oracle).
 
     python experiments/leakage_oracle.py [--methods nlm bm3d srad ffdnet pix2pix map map_bmode]
@@ -69,7 +72,8 @@ def frame_mask(noisy: np.ndarray) -> np.ndarray:
 
 def scores(noisy: np.ndarray, target: np.ndarray, out: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     return {"suppression": metrics.speckle_suppression(noisy, out, mask), "leakage": metrics.structure_leakage(noisy, out, mask),
-            "bias": metrics.brightness_bias(noisy, out, mask), "psnr": metrics.psnr(target, out)}
+            "leakage_law": metrics.noise_law_leakage(noisy, out, mask), "bias": metrics.brightness_bias(noisy, out, mask),
+            "psnr": metrics.psnr(target, out)}
 
 
 def run(methods: list[str], seed: int) -> dict:
@@ -84,7 +88,7 @@ def run(methods: list[str], seed: int) -> dict:
         params = {k: v for k, v in pair.params.items() if k in ("grain_px", "dynamic_range_db", "noise_floor", "jpeg_quality")}
         frames[name] = {"shape": list(y.shape), "mask_fraction": float(mask.mean()), "psnr_noisy": metrics.psnr(t, y),
                         "physics": params, "methods": rows}
-        print(name, {m: f"{r['leakage']:.2f}" for m, r in rows.items()}, flush=True)
+        print(name, {m: f"{r['leakage']:.2f} / {r['leakage_law']:.2f}" for m, r in rows.items()}, flush=True)
     return frames
 
 
@@ -102,6 +106,12 @@ def markdown(results: dict) -> str:
     for frame, entry in frames.items():
         lines.append(f"| {frame} | " + " | ".join(f"{entry['methods'][m]['leakage']:.2f}" for m in names) + " |")
     mean = {m: float(np.mean([e["methods"][m]["leakage"] for e in frames.values()])) for m in names}
+    lines.append("| **mean** | " + " | ".join(f"**{mean[m]:.2f}**" for m in names) + " |")
+    lines += ["", "## Noise-law leakage (`noise_law_leakage`)", "",
+              "| frame | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for frame, entry in frames.items():
+        lines.append(f"| {frame} | " + " | ".join(f"{entry['methods'][m]['leakage_law']:.2f}" for m in names) + " |")
+    mean = {m: float(np.mean([e["methods"][m]["leakage_law"] for e in frames.values()])) for m in names}
     lines.append("| **mean** | " + " | ".join(f"**{mean[m]:.2f}**" for m in names) + " |")
     lines += ["", "## PSNR against the target (dB) and suppression", "",
               "| frame | noisy | " + " | ".join(n for n in names if n != "oracle") + " |", "|---" * (len(names) + 1) + "|"]

@@ -47,6 +47,7 @@ from usprior.scanner.mask import bmode_mask, gray_pixels
 METHODS = ("map", "unrolled", "ffdnet", "pix2pix", "nlm", "obnlm", "srad", "lee", "frost", "tv", "bm3d", "wnnm")
 IMAGES = {  # example name: (role, what it is)
     "ybr_color": ("held out", "SonoSite cardiac cine (frames 0-29 of the loop)"),
+    "sonosite_cine": ("held out", "the same SonoSite loop at its full 480x640 (frames 0-7 scored)"),
     "rgb_color": ("held out", "GE LOGIQ 700 lymph node, power Doppler"),
     "epiq": ("training pool", "Philips EPIQ 7C adult echo"),
     "aloka": ("training pool", "ALOKA SSD-4000 pelvis, dual display"),

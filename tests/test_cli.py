@@ -95,3 +95,8 @@ def test_cine_stack_with_amortised_method(tmp_path):
     assert np.load(cmp).shape == (3, 20, 2 * 26 + 8)
     assert main([*args, "-o", str(tmp_path / "out.png")]) == 2
     assert main([*args, "-o", str(tmp_path / "o.npy"), "--lam", "2"]) == 2
+    import usprior
+
+    assert main([*args, "-o", str(tmp_path / "strong.npy"), "--strength", "2"]) == 0  # reaches the denoiser
+    expected = usprior.denoise(np.load(src), method="ffdnet", checkpoint=model, batch=2, strength=2.0)
+    np.testing.assert_allclose(np.load(tmp_path / "strong.npy"), expected, atol=1e-6)

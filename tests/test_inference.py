@@ -154,6 +154,20 @@ def test_ffdnet_sigma_is_the_strength_knob(models):
     )
 
 
+def test_ffdnet_strength_scales_the_read_level_only(models):
+    """strength k without sigma: sigma = k x the level read from the frames; a given sigma wins."""
+    frames = stack(2)
+    level = default_noise_level(frames)
+    strong = usprior.denoise(frames, method="ffdnet", checkpoint=models["ffdnet"], strength=2.5)
+    np.testing.assert_array_equal(strong, usprior.denoise(frames, method="ffdnet", checkpoint=models["ffdnet"], sigma=2.5 * level))
+    assert not np.allclose(strong, usprior.denoise(frames, method="ffdnet", checkpoint=models["ffdnet"]))
+    np.testing.assert_array_equal(usprior.denoise(frames, method="ffdnet", checkpoint=models["ffdnet"], strength=2.5, sigma=0.1),
+                                  usprior.denoise(frames, method="ffdnet", checkpoint=models["ffdnet"], sigma=0.1))
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="strength"):
+            usprior.denoise(frames, method="ffdnet", checkpoint=models["ffdnet"], strength=bad)
+
+
 def test_map_cine_warm_starts_from_the_previous_frame(tiny_checkpoint, tiny_prior):
     """Frame 0 is a cold MAP solve; frame t > 0 runs warm_steps from frame t-1's latents."""
     frames = stack(2, (24, 30))

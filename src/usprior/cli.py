@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--warm-steps", type=int, default=None, help="map_latent, cine: steps on warm-started frames")
     d.add_argument("--stride", type=int, default=None, help="map_latent / unrolled: patch stride in pixels")
     d.add_argument("--batch", type=int, default=None, help="pix2pix / ffdnet: frames per pass")
+    d.add_argument("--strength", type=float, default=None,
+                   help="ffdnet without --sigma: the factor on the noise level read from the frames (default 1)")
     d.add_argument("--noise", default=None, choices=["auto", "speckle"],
                    help="map: how a missing --sigma is read (default: speckle for an ultrasound DICOM, where map "
                         "runs as map_bmode, auto elsewhere)")
@@ -148,7 +150,8 @@ def _settings(args: argparse.Namespace):
     denoiser_entry(args.method)
     given = {"likelihood": args.likelihood, "objective": args.objective, "start": args.start, "lam": args.lam,
              "global_steps": args.global_steps, "steps": args.steps, "warm_steps": args.warm_steps,
-             "stride": args.stride, "batch": args.batch, "checkpoint": args.checkpoint, "noise": args.noise}
+             "stride": args.stride, "batch": args.batch, "checkpoint": args.checkpoint, "noise": args.noise,
+             "strength": args.strength}
     options = {k: v for k, v in given.items() if v is not None}
     valid = denoiser_options(args.method)
     if args.input_is_file and (valid is None or "progress" in valid):

@@ -8,9 +8,9 @@ over the whole frame.
 
 ``sigma`` (call time): FFDNet's noise-level map, in the noise-std units the model was trained
 with — the denoising-strength knob: a number, or a per-pixel map (H, W) or (T, H, W) for
-spatially varying strength. None: :func:`default_noise_level`, the speckle std read from the
-frames themselves (:func:`usprior.physics.noise.estimate_speckle_std`, the reading the scanner
-models were trained with), one level for the whole stack so a cine does not flicker.
+spatially varying strength. None: ``strength`` x :func:`default_noise_level`, the speckle std read
+from the frames themselves (:func:`usprior.physics.noise.estimate_speckle_std`, the reading the
+scanner models were trained with), one level for the whole stack so a cine does not flicker.
 Pix2Pix has no noise-level input.
 """
 
@@ -28,7 +28,7 @@ from usprior.amortized.ffdnet import ffdnet_padded
 from usprior.amortized.pix2pix import pix2pix_padded
 from usprior.denoisers.base import Denoiser
 from usprior.physics.noise import estimate_speckle_std
-from usprior.validation import check_int
+from usprior.validation import check_int, check_positive
 
 SHIPPED_MODELS = {"ffdnet": "ffdnet_us", "pix2pix": "pix2pix_us"}
 """The shipped checkpoint of each network kind (default ``checkpoint``)."""
@@ -159,14 +159,22 @@ class _Network(Denoiser):
 class FFDNetDenoiser(_Network):
     """FFDNet with a noise-level map (see the module docstring). Options: ``checkpoint``
     (default ``ffdnet_us``), ``batch`` frames per pass (default :func:`default_batch`),
-    ``threads`` passes at once (default :func:`cpu_threads`)."""
+    ``threads`` passes at once (default :func:`cpu_threads`), ``strength``: the factor on the
+    estimated level when no ``sigma`` is given (default 1; a given ``sigma`` is used as it is)."""
 
     kind = "ffdnet"
     sigma_input = "map"
 
+    def __init__(
+        self, *, checkpoint: str | os.PathLike | None = None, batch: int | None = None, threads: int | None = None,
+        strength: float = 1.0,
+    ) -> None:
+        self.strength = check_positive(strength, "strength")
+        super().__init__(checkpoint=checkpoint, batch=batch, threads=threads)
+
     def denoise_frames(self, frames: np.ndarray, sigma: float | np.ndarray | None) -> np.ndarray:
         if sigma is None:
-            sigma = default_noise_level(frames)
+            sigma = self.strength * default_noise_level(frames)
         variables, config = self.model.variables, self.model.config
         layout = dict(batch=self.batch, margin=config.margin, reach=config.margin, factor=config.factor, threads=self.threads)
         if np.ndim(sigma) == 0:
