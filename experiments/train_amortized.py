@@ -163,13 +163,26 @@ def load_pairs(path: Path) -> tuple[PairBatch, PairBatch, dict[str, np.ndarray]]
         return train, val, {k: f[k] for k in f.files if k not in fields}
 
 
+def scanner_key(args: argparse.Namespace) -> dict[str, Any]:
+    """Every option that shapes the cached scanner pairs (``--flat-fraction`` is added after the cache)."""
+    key = {k: getattr(args, k) for k in ("mix_simulator", "real_teacher", "real_patches", "real_repeat", "patch",
+                                         "patches_per_image", "seed", "max_images")}
+    key["grain"] = list(args.grain)
+    if args.mix_simulator:
+        key |= {"noise": args.noise, "levels": list(args.levels)}
+    return key
+
+
 def scanner_data(args: argparse.Namespace) -> tuple[PairBatch, PairBatch]:
-    """(train, validation) pairs of ``--data scanner`` (see the module docstring), cached in ``--cache``."""
+    """(train, validation) pairs of ``--data scanner`` (see the module docstring), cached in ``--cache``
+    with :func:`scanner_key`; a cache made with other options is refused."""
+    key = scanner_key(args)
     if args.cache is not None and args.cache.is_file():
         pairs, val, tags = load_pairs(args.cache)
-        mixed = bool(tags.get("mix_simulator", False))  # older caches hold no simulator pairs
-        if mixed != args.mix_simulator:
-            sys.exit(f"--cache {args.cache} was made {'with' if mixed else 'without'} --mix-simulator")
+        made = json.loads(str(tags["key"])) if "key" in tags else None
+        if made != key:
+            sys.exit(f"--cache {args.cache} was made with other data options ({made}; these: {key}): "
+                     "name a new cache file or delete that one")
         return with_flats(pairs, args), val
     kw = dict(patch=args.patch, patches_per_image=args.patches_per_image)
     ranges = PhysicsRanges(grain_px=tuple(args.grain))
@@ -186,7 +199,7 @@ def scanner_data(args: argparse.Namespace) -> tuple[PairBatch, PairBatch]:
         val = concat_pairs(val, simulator_pairs(data.sagittal_slices("validation")[: args.max_images], corrupt, args.levels,
                                                 seed=args.seed + 1, **kw))
     if args.cache is not None:
-        save_pairs(args.cache, pairs, val, mix_simulator=args.mix_simulator)
+        save_pairs(args.cache, pairs, val, key=json.dumps(key))
     return with_flats(pairs, args), val
 
 
