@@ -314,6 +314,7 @@ def test_noise_law_leakage_without_a_readable_law():
     mask = np.ones((120, 120), bool)
     clean, y = _tissue_with_edges_in_the_bright(0.5, 0)
     assert metrics.noise_law_leakage(y, y, mask) == 0.0
+    assert metrics.noise_law_leakage(y, y - 0.01, mask) == 0.0 == metrics.structure_leakage(y, y - 0.01, mask)  # an offset
     assert metrics.noise_law_leakage(clean, uniform_filter(clean, 5), mask) > 0.5
     step = _speckled_step()
     box = uniform_filter(step, 7)

@@ -321,6 +321,17 @@ def speckle_suppression(noisy: object, denoised: object, mask: np.ndarray, size:
     return float(np.median([_ratio(a, b) for a, b in zip(sy, sx)]))
 
 
+ROUNDING_VARIANCE = 1e-12
+"""Local variances below this (std 1e-6, far below 8-bit steps) are float rounding of
+E[r^2] - E[r]^2, taken as 0: a residual that is a constant offset has no variance to correlate."""
+
+
+def _residual_variance(noisy: np.ndarray, denoised: np.ndarray, size: int) -> np.ndarray:
+    """Local variance (``size`` x ``size``) of noisy - denoised, (H, W), rounding noise set to 0."""
+    var = local_moments(noisy - denoised, size)[1]
+    return np.where(var > ROUNDING_VARIANCE, var, 0.0)
+
+
 def structure_leakage(noisy: object, denoised: object, mask: np.ndarray, size: int = 7) -> float:
     """Pearson correlation over ``mask`` between the local variance (``size`` x ``size``) of the
     residual noisy - denoised and :func:`edge_strength` of the noisy image, in [-1, 1].
@@ -329,7 +340,7 @@ def structure_leakage(noisy: object, denoised: object, mask: np.ndarray, size: i
     A zero residual (identity) gives 0.
     """
     y, x, mask = _pair_in_mask(noisy, denoised, mask)
-    var = local_moments(y - x, size)[1][mask]
+    var = _residual_variance(y, x, size)[mask]
     edges = edge_strength(y)[mask]
     if var.std() == 0 or edges.std() == 0:
         return 0.0
@@ -368,7 +379,7 @@ def noise_law_leakage(noisy: object, denoised: object, mask: np.ndarray, size: i
     y, x, mask = _pair_in_mask(noisy, denoised, mask)
     fraction = check_real(fraction, "fraction", low=0.0, high=1.0, strict=True)
     mean = local_moments(y, size)[0]
-    var = local_moments(y - x, size)[1]
+    var = _residual_variance(y, x, size)
     edges = edge_strength(y)
     inside = mask & (mean > NOISE_LAW_MIN_MEAN)
     if not inside.any() or var[inside].std() == 0 or edges[inside].std() == 0:
@@ -381,6 +392,8 @@ def noise_law_leakage(noisy: object, denoised: object, mask: np.ndarray, size: i
         if high - low >= math.log(NOISE_LAW_MIN_SPAN):
             q = float(np.clip(np.polyfit(log_m, np.log(var[flat]), 1)[0], 0.0, 2.0))
     relative = var[inside] / mean[inside] ** q  # the law's scale a drops out of the correlation
+    if relative.std() == 0:  # a residual that follows the law exactly
+        return 0.0
     return float(np.corrcoef(relative, edges[inside])[0, 1])
 
 
