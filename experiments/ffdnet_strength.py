@@ -25,7 +25,6 @@ ffdnet_strength).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shlex
 import sys
@@ -54,22 +53,16 @@ FRAME_SETS = {  # name: (example, first frame, frames, role)
 }
 
 
-def frames_of(example: str, first: int, count: int) -> Scan:
-    scan = read_scan(example_path(example))
-    keep = slice(first, first + count)
-    return dataclasses.replace(scan, pixels=scan.pixels[keep], frames=scan.frames[keep])
-
-
 def scores(scan: Scan, out: np.ndarray, inside: np.ndarray) -> dict[str, float]:
-    fns = {"suppression": metrics.speckle_suppression, "leakage": metrics.structure_leakage,
-           "leakage_law": metrics.noise_law_leakage, "bias": metrics.brightness_bias}
-    return {k: float(np.mean([fn(y, x, inside) for y, x in zip(scan.frames, out)])) for k, fn in fns.items()}
+    """:func:`usprior.eval.metrics.no_reference_scores`, mean over the frames."""
+    per_frame = [metrics.no_reference_scores(y, x, inside) for y, x in zip(scan.frames, out)]
+    return {k: float(np.mean([p[k] for p in per_frame])) for k in per_frame[0]}
 
 
 def run(strengths: tuple[float, ...]) -> dict:
     results = {}
     for name, (example, first, count, role) in FRAME_SETS.items():
-        scan = frames_of(example, first, count)
+        scan = read_scan(example_path(example)).take(slice(first, first + count))
         mask = bmode_mask(scan)
         inside = mask & gray_pixels(scan).all(axis=0)
         rows = {}

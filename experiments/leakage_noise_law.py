@@ -33,7 +33,6 @@ docs/results/real_data_noise_law.json and real_data_full_size.json when they exi
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shlex
 import sys
@@ -98,8 +97,7 @@ def run(images: list[str]) -> dict:
         real |= json.loads(measured.read_text())["images"] if measured.exists() else {}
     frames = {}
     for name in images:
-        scan = read_scan(example_path(name))
-        scan = dataclasses.replace(scan, pixels=scan.pixels[:1], frames=scan.frames[:1])
+        scan = read_scan(example_path(name)).take(slice(1))
         mask = bmode_mask(scan)
         inside = mask & gray_pixels(scan).all(axis=0)
         y = scan.frames[0].astype(np.float64)

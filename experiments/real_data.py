@@ -55,13 +55,6 @@ IMAGES = {  # example name: (role, what it is)
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def truncate(scan: Scan, frames: int) -> Scan:
-    """The first ``frames`` frames of a cine (MAP's CPU time grows with every frame)."""
-    import dataclasses
-
-    return dataclasses.replace(scan, pixels=scan.pixels[:frames], frames=scan.frames[:frames])
-
-
 def roi_masks(regions: dict, shape: tuple[int, int], inside: np.ndarray) -> dict[str, np.ndarray]:
     out = {}
     for name, (r, c, h, w) in regions.items():
@@ -73,13 +66,8 @@ def roi_masks(regions: dict, shape: tuple[int, int], inside: np.ndarray) -> dict
 
 def scores(scan: Scan, out_frames: np.ndarray, inside: np.ndarray, rois: dict) -> dict:
     y, x = scan.frames, out_frames
-    per_frame = [
-        (metrics.speckle_suppression(y[t], x[t], inside), metrics.structure_leakage(y[t], x[t], inside),
-         metrics.noise_law_leakage(y[t], x[t], inside), metrics.brightness_bias(y[t], x[t], inside))
-        for t in range(len(y))
-    ]
-    keys = ("suppression", "leakage", "leakage_law", "bias")
-    row = {k: float(np.mean([p[i] for p in per_frame])) for i, k in enumerate(keys)}
+    per_frame = [metrics.no_reference_scores(y[t], x[t], inside) for t in range(len(y))]
+    row = {k: float(np.mean([p[k] for p in per_frame])) for k in per_frame[0]}
     row["gcnr"] = metrics.gcnr(x[0], rois["dark"], rois["tissue"])
     row["cnr"] = metrics.cnr(x[0], rois["dark"], rois["tissue"])
     if len(y) > 1:
@@ -110,8 +98,7 @@ def draw_boxes(image: np.ndarray, rois: dict) -> np.ndarray:
 
 def run(name: str, methods: list[str], cine_frames: int, regions: dict, out_dir: Path, stem: str) -> dict:
     scan = read_scan(example_path(name))
-    if len(scan.frames) > cine_frames:
-        scan = truncate(scan, cine_frames)
+    scan = scan.take(slice(cine_frames))  # MAP's CPU time grows with every frame
     mask = bmode_mask(scan)
     inside = mask & gray_pixels(scan).all(axis=0)
     rois = roi_masks(regions[name], scan.shape, inside)
@@ -126,7 +113,7 @@ def run(name: str, methods: list[str], cine_frames: int, regions: dict, out_dir:
     for method in methods:
         runs_as = file_method(FileSettings(method), scan)  # usprior denoise's choice for this file
         den = usprior.make_denoiser(runs_as)
-        denoise_scan(truncate(scan, 1), den, mask)  # warm-up: compile for this frame size
+        denoise_scan(scan.take(slice(1)), den, mask)  # warm-up: compile for this frame size
         t0 = time.perf_counter()
         result = denoise_scan(scan, den, mask)
         seconds = (time.perf_counter() - t0) / len(scan.frames)

@@ -45,7 +45,6 @@ with the command, device, time and validation scores. A JSON-lines log goes to `
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -141,7 +140,7 @@ def real_pairs(frames: dict, teacher: str, patch: int, count: int, seed: int) ->
         mask = bmode_mask(scan)
         gray = gray_pixels(scan)
         for t in indices:
-            one = dataclasses.replace(scan, pixels=scan.pixels[t : t + 1], frames=scan.frames[t : t + 1])
+            one = scan.take(slice(t, t + 1))
             noisy.append(one.frames[0])
             targets.append(denoise_scan(one, den, mask).frames[0])
             masks.append(mask & gray[t])

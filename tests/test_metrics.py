@@ -326,6 +326,16 @@ def test_noise_law_leakage_without_a_readable_law():
         metrics.noise_law_leakage(step, box, np.zeros(step.shape, bool))
 
 
+def test_no_reference_scores_are_the_four_metrics():
+    from scipy.ndimage import uniform_filter
+
+    y = _speckled_step()
+    box, mask = uniform_filter(y, 7), np.ones(y.shape, bool)
+    assert metrics.no_reference_scores(y, box, mask) == {
+        "suppression": metrics.speckle_suppression(y, box, mask), "leakage": metrics.structure_leakage(y, box, mask),
+        "leakage_law": metrics.noise_law_leakage(y, box, mask), "bias": metrics.brightness_bias(y, box, mask)}
+
+
 def test_no_reference_metrics_refuse_bad_masks():
     y = _speckled_step()
     with pytest.raises(ValueError, match="mask is empty"):

@@ -54,6 +54,14 @@ def test_read_the_bundled_examples():
     np.testing.assert_allclose(aloka.frames[0][aloka.pixels[0].max(-1) == aloka.pixels[0].min(-1)], gray[:, 0] / 255, atol=1e-6)
 
 
+def test_take_selects_frames_and_keeps_the_rest():
+    scan = read_scan(example_path("ybr_color"))
+    part = scan.take(slice(3, 5))
+    np.testing.assert_array_equal(part.pixels, scan.pixels[3:5])
+    np.testing.assert_array_equal(part.frames, scan.frames[3:5])
+    assert (part.bits, part.frame_time_ms, part.regions, part.header) == (scan.bits, scan.frame_time_ms, scan.regions, scan.header)
+
+
 def test_cine_mask_excludes_text_and_the_status_bar():
     scan = read_scan(example_path("ybr_color"))
     mask = bmode_mask(scan)

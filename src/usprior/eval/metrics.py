@@ -26,7 +26,8 @@ No reference, for real frames (input y and output x of a denoiser, inside a mask
   by the frame's own noise law a m^q, fitted in homogeneous tissue: about 0 for a pure
   despeckler also where the noise grows with the brightness (real frames, docs/real_data.md),
 * :func:`brightness_bias` — |mean(x) - mean(y)| over M,
-* :func:`temporal_stability` — frame-to-frame change of the output relative to the input's.
+* :func:`temporal_stability` — frame-to-frame change of the output relative to the input's;
+* :func:`no_reference_scores` — the first four of these at once, as the real-data experiments report them.
 
 Standard deviations are population ones (``ddof = 0``). Zero denominators (constant regions)
 follow one rule: a ratio n / 0 is ``inf`` when n > 0 and ``0.0`` when n = 0, so a perfectly flat
@@ -332,6 +333,13 @@ def _residual_variance(noisy: np.ndarray, denoised: np.ndarray, size: int) -> np
     return np.where(var > ROUNDING_VARIANCE, var, 0.0)
 
 
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two (n,) arrays; 0 when either is constant."""
+    if a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
 def structure_leakage(noisy: object, denoised: object, mask: np.ndarray, size: int = 7) -> float:
     """Pearson correlation over ``mask`` between the local variance (``size`` x ``size``) of the
     residual noisy - denoised and :func:`edge_strength` of the noisy image, in [-1, 1].
@@ -340,11 +348,7 @@ def structure_leakage(noisy: object, denoised: object, mask: np.ndarray, size: i
     A zero residual (identity) gives 0.
     """
     y, x, mask = _pair_in_mask(noisy, denoised, mask)
-    var = _residual_variance(y, x, size)[mask]
-    edges = edge_strength(y)[mask]
-    if var.std() == 0 or edges.std() == 0:
-        return 0.0
-    return float(np.corrcoef(var, edges)[0, 1])
+    return _correlation(_residual_variance(y, x, size)[mask], edge_strength(y)[mask])
 
 
 NOISE_LAW_MIN_MEAN = 0.02
@@ -382,7 +386,7 @@ def noise_law_leakage(noisy: object, denoised: object, mask: np.ndarray, size: i
     var = _residual_variance(y, x, size)
     edges = edge_strength(y)
     inside = mask & (mean > NOISE_LAW_MIN_MEAN)
-    if not inside.any() or var[inside].std() == 0 or edges[inside].std() == 0:
+    if not inside.any() or var[inside].std() == 0:
         return 0.0
     flat = inside & (edges <= np.quantile(edges[inside], fraction)) & (var > 0)
     q = 0.0
@@ -391,16 +395,21 @@ def noise_law_leakage(noisy: object, denoised: object, mask: np.ndarray, size: i
         low, high = np.quantile(log_m, [0.1, 0.9])
         if high - low >= math.log(NOISE_LAW_MIN_SPAN):
             q = float(np.clip(np.polyfit(log_m, np.log(var[flat]), 1)[0], 0.0, 2.0))
-    relative = var[inside] / mean[inside] ** q  # the law's scale a drops out of the correlation
-    if relative.std() == 0:  # a residual that follows the law exactly
-        return 0.0
-    return float(np.corrcoef(relative, edges[inside])[0, 1])
+    return _correlation(var[inside] / mean[inside] ** q, edges[inside])  # the law's scale a drops out
 
 
 def brightness_bias(noisy: object, denoised: object, mask: np.ndarray) -> float:
     """|mean(denoised) - mean(noisy)| over ``mask``."""
     y, x, mask = _pair_in_mask(noisy, denoised, mask)
     return float(abs(x[mask].mean() - y[mask].mean()))
+
+
+def no_reference_scores(noisy: object, denoised: object, mask: np.ndarray) -> dict[str, float]:
+    """The real-frame scores of one output (H, W) inside ``mask``: ``suppression``
+    (:func:`speckle_suppression`), ``leakage`` (:func:`structure_leakage`), ``leakage_law``
+    (:func:`noise_law_leakage`) and ``bias`` (:func:`brightness_bias`)."""
+    return {"suppression": speckle_suppression(noisy, denoised, mask), "leakage": structure_leakage(noisy, denoised, mask),
+            "leakage_law": noise_law_leakage(noisy, denoised, mask), "bias": brightness_bias(noisy, denoised, mask)}
 
 
 def temporal_stability(noisy: np.ndarray, denoised: np.ndarray, mask: np.ndarray) -> float:

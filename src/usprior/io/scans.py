@@ -76,6 +76,10 @@ class Scan:
     def color(self) -> bool:
         return self.pixels.ndim == 4
 
+    def take(self, keep: slice) -> Scan:
+        """The frames ``keep`` of the scan (pixels and luminance alike), the rest of it unchanged."""
+        return dataclasses.replace(self, pixels=self.pixels[keep], frames=self.frames[keep])
+
     @property
     def shape(self) -> tuple[int, int]:
         return self.frames.shape[1], self.frames.shape[2]
