@@ -80,6 +80,7 @@ from usprior.amortized import (
     load_model,
     save_model,
 )
+from usprior.amortized.training import FFDNET_LOSSES
 from usprior.amortized.scanner_pairs import concat_pairs, distilled_pairs, flat_pairs, randomized_pairs, simulator_pairs
 from usprior.io.examples import example_path
 from usprior.io.scans import read_scan
@@ -252,7 +253,9 @@ def train(
     stage: str,
     log: Any,
 ) -> EarlyStopping:
-    """Run ``steps`` minibatch updates with validation every ``--eval-every`` and early stopping."""
+    """Run ``steps`` minibatch updates with validation every ``--eval-every`` and early stopping
+    on the validation score of the training loss (:data:`SCORES`)."""
+    score_name = validation_loss(args)
     rng = np.random.default_rng(args.seed)
     stopper = EarlyStopping(patience=args.patience)
     unrolled = args.model == "unrolled"
@@ -261,14 +264,26 @@ def train(
         losses = step_fn(minibatch(pairs, rng, args.batch, same_sigma=unrolled), step)
         if (step + 1) % args.eval_every == 0 or step + 1 == steps:
             # unrolled: one likelihood per call, so validate one noisy image's patches at a time
-            score = evaluate(predict(), val, batch=args.patches_per_image if unrolled else 64)
-            record = {"stage": stage, "step": step + 1, "val_psnr": score, **losses}
+            chunk = args.patches_per_image if unrolled else 64
+            score = evaluate(predict(), val, batch=chunk, loss=score_name)
+            record = {"stage": stage, "step": step + 1, f"val_{SCORES[score_name]}": score, **losses}
+            if score_name != "mse":  # the PSNR too, to compare with runs trained on the MSE
+                record["val_psnr"] = evaluate(predict(), val, batch=chunk)
             log.write(json.dumps(record) + "\n")
             log.flush()
-            bar.set_postfix(val_psnr=f"{score:.2f}")
+            bar.set_postfix({f"val_{SCORES[score_name]}": f"{score:.2f}"})
             if stopper.update(score, variables()):
                 break
     return stopper
+
+
+SCORES = {"mse": "psnr", "noise_weighted": "noise_removed_db"}
+"""Name of the validation score, by the loss :func:`evaluate` scores it with."""
+
+
+def validation_loss(args: argparse.Namespace) -> str:
+    """The loss whose score early stopping follows: FFDNet's ``--loss`` if noise-weighted, else the PSNR's."""
+    return "noise_weighted" if args.model == "ffdnet" and args.loss == "noise_weighted" else "mse"
 
 
 def initial_model(args: argparse.Namespace, config: Any, parser: argparse.ArgumentParser) -> dict[str, Any]:
@@ -310,6 +325,8 @@ def main() -> None:
     parser.add_argument("--init-lam", type=float, default=UnrolledConfig.init_lam, help="unrolled: every step's initial lambda")
     parser.add_argument("--likelihood", default="gaussian", choices=sorted(LIKELIHOODS), help="unrolled: likelihood")
     parser.add_argument("--sigma-scale", type=float, default=1.0, help="unrolled: likelihood sigma in noise stds")
+    parser.add_argument("--loss", default="mse", choices=FFDNET_LOSSES, help="FFDNet: training loss "
+                        "(noise_weighted: the error in units of the pair's local noise power, usprior.amortized.training)")
     parser.add_argument("--lr", type=float, default=None, help="Adam step: unrolled (on the log-parameters, default 0.03) "
                         "and FFDNet (default 1e-3)")
     parser.add_argument("--patch", type=int, default=64, help="patch size (unrolled: the prior's, 32)")
@@ -361,7 +378,7 @@ def main() -> None:
 
             def step_fn(batch: PairBatch, _: int) -> dict[str, float]:
                 nonlocal state
-                state, loss = ffdnet_train_step(state, batch)
+                state, loss = ffdnet_train_step(state, batch, args.loss)
                 return {"loss": float(loss)}
 
             predict = lambda: lambda y, s: ffdnet_apply(state.variables, config, y, s)
@@ -372,7 +389,7 @@ def main() -> None:
                 pre_val = make_pairs(val_images, gauss, clean_teacher, [0.05, 0.1], seed=args.seed + 1, **kw)
                 best = train(step_fn, predict, lambda: state.variables, pre, pre_val, args, args.pretrain_steps, "pretrain", log)
                 state = state.replace(params=best.best["params"], batch_stats=best.best["batch_stats"])
-                scores["pretrain_val_psnr"] = best.best_score
+                scores[f"pretrain_val_{SCORES[validation_loss(args)]}"] = best.best_score
             stopper = train(step_fn, predict, lambda: state.variables, pairs, val, args, args.steps, "finetune", log)
         elif args.model == "unrolled":
             config = UnrolledConfig(steps=args.unroll, init_lam=args.init_lam)
@@ -402,13 +419,14 @@ def main() -> None:
             predict = lambda: lambda y, s: pix2pix_apply({"params": gen.params}, config, y)
             stopper = train(step_fn, predict, lambda: {"params": gen.params}, pairs, val, args, args.steps, "train", log)
 
-    scores["val_psnr"] = stopper.best_score
+    scores[f"val_{SCORES[validation_loss(args)]}"] = stopper.best_score
     metadata = {
         "command": "python " + " ".join(sys.argv),
         "device": device_name(),
         "seconds": round(time.perf_counter() - t0, 1),
         "seconds_making_pairs": round(t_data, 1),
         "teacher": args.teacher,
+        **({"loss": args.loss} if args.model == "ffdnet" else {}),
         "init": None if args.init is None else str(args.init),
         **(
             {"data": "scanner", "mix_simulator": args.mix_simulator, "planewave": args.planewave, "real_teacher": args.real_teacher, "real_repeat": args.real_repeat, "grain_px": list(args.grain), "flat_fraction": args.flat_fraction, "real_frames": {k: list(v) for k, v in REAL_TRAIN.items()}}

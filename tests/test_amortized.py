@@ -36,6 +36,7 @@ from usprior.amortized import (
     pixel_unshuffle,
     save_model,
 )
+from usprior.amortized.training import NOISE_FLOOR, noise_weighted_error
 from usprior.io.checkpoints import write_manifest
 from usprior.priors.glow import squeeze
 
@@ -193,6 +194,40 @@ def test_ffdnet_steps_lower_the_loss(ffdnet_run):
     assert losses[-1] < 0.7 * losses[0], losses  # observed ~0.55
 
 
+def test_noise_weighted_error_is_the_fraction_of_local_noise_left():
+    rng = np.random.default_rng(0)
+    target = np.zeros((2, 24, 24, 1), np.float32)
+    target[:, :, 12:] = 0.6
+    amplitude = np.where(np.arange(24) < 12, 0.015, 0.1)[None, None, :, None]  # dim clutter | bright speckle
+    noisy = (target + amplitude * rng.standard_normal(target.shape)).astype(np.float32)
+    assert float(noise_weighted_error(target, noisy, target)) == 0.0
+    identity = float(noise_weighted_error(noisy, noisy, target))
+    assert 0.6 < identity < 1.0, identity  # ~1 where the noise power exceeds eps (dim side: 2.25e-4 vs 1e-4)
+    half = target + 0.5 * (noisy - target)  # a quarter of the noise power left everywhere
+    assert float(noise_weighted_error(half, noisy, target)) == pytest.approx(identity / 4, rel=1e-5)
+    # the dim side weighs as much as the bright one: the same fraction of noise left scores alike
+    dim_only = np.where(np.arange(24)[None, None, :, None] < 12, noisy, target)
+    bright_only = np.where(np.arange(24)[None, None, :, None] >= 12, noisy, target)
+    dim, bright = float(noise_weighted_error(dim_only, noisy, target)), float(noise_weighted_error(bright_only, noisy, target))
+    assert dim > 0.4 * bright, (dim, bright)  # observed 0.48 (eps and the box across the edge); the plain MSE: 0.02
+    assert float(np.mean(np.square(dim_only - target))) < 0.05 * float(np.mean(np.square(bright_only - target)))
+    # noise-free pixels weigh at most 1 / eps
+    flat = np.full_like(target, 0.5)
+    assert float(noise_weighted_error(flat + 0.01, flat, flat)) == pytest.approx(1e-4 / NOISE_FLOOR, rel=1e-5)
+
+
+def test_ffdnet_noise_weighted_steps_lower_their_loss(pairs):
+    state = create_ffdnet_state(FFD, KEY)
+    losses = []
+    for _ in range(8):
+        state, loss = ffdnet_train_step(state, pairs, "noise_weighted")
+        losses.append(float(loss))
+    assert all(np.isfinite(losses))
+    assert losses[-1] < 0.8 * losses[0], losses
+    with pytest.raises(ValueError, match="loss must be one of"):
+        ffdnet_train_step(state, pairs, "psnr")
+
+
 def test_pix2pix_steps_lower_the_generator_loss(pix2pix_run):
     history = pix2pix_run[2]
     assert all(np.isfinite(v) for h in history for v in h.values())
@@ -205,6 +240,17 @@ def test_evaluate_pooled_psnr(pairs):
     expected = 10 * np.log10(1 / np.mean((pairs.target.astype(np.float64) - pairs.noisy) ** 2))
     assert identity == pytest.approx(expected, rel=1e-5)
     assert evaluate(lambda y, s: jnp.asarray(pairs.target[: len(y)]), pairs) == np.inf
+
+
+def test_evaluate_noise_weighted_in_db(pairs):
+    # pooled over chunks of 3 = the mean error over all samples at once
+    expected = -10 * np.log10(float(noise_weighted_error(pairs.noisy * 0.9 + pairs.target * 0.1, pairs.noisy, pairs.target)))
+    score = evaluate(lambda y, s: y * 0.9 + jnp.asarray(pairs.target[: len(y)]) * 0.1, pairs, batch=len(pairs.noisy), loss="noise_weighted")
+    assert score == pytest.approx(expected, rel=1e-5)
+    identity = evaluate(lambda y, s: y, pairs, batch=3, loss="noise_weighted")
+    assert abs(identity) < 0.5, identity  # 0 dB where the noise exceeds its floor
+    with pytest.raises(ValueError, match="loss must be one of"):
+        evaluate(lambda y, s: y, pairs, loss="ssim")
 
 
 def test_early_stopping_keeps_best():

@@ -9,14 +9,17 @@ argument of :func:`make_pairs`; the noise draws and patch positions do not depen
 
 Train steps (jitted, optax through ``flax.training.train_state``):
 
-* FFDNet: loss = mean (F(y, s) - t)^2 (``"mse"``, as in Zhang et al.) or mean |F(y, s) - t|
-  (``"l1"``), with BatchNorm batch statistics in training mode.
+* FFDNet: loss = mean (F(y, s) - t)^2 (``"mse"``, as in Zhang et al.), mean |F(y, s) - t|
+  (``"l1"``), or the *noise-weighted* error mean (F(y, s) - t)^2 / (n + eps), where
+  n = box_w * (y - t)^2 is the pair's local noise power over w x w pixels (``"noise_weighted"``,
+  :func:`noise_weighted_error`: 1 = the noise left as it was, 0 = removed); with BatchNorm
+  batch statistics in training mode.
 * Pix2Pix: one discriminator update on L_D, then one generator update on L_G against the
   updated discriminator (the alternation of Isola et al.; losses in
   :mod:`usprior.amortized.pix2pix`).
 
-Validation: :func:`evaluate` (pooled PSNR against the targets) and :class:`EarlyStopping`
-(patience on the validation PSNR, keeps the best variables).
+Validation: :func:`evaluate` (pooled PSNR against the targets, or the pooled noise-weighted
+error in dB) and :class:`EarlyStopping` (patience on that score, keeps the best variables).
 """
 
 from __future__ import annotations
@@ -210,18 +213,51 @@ def create_pix2pix_states(
     return gen, disc
 
 
+NOISE_WINDOW = 7
+"""Side of the box over which :func:`noise_weighted_error` measures the local noise power
+(the window of :func:`usprior.eval.metrics.structure_leakage`)."""
+NOISE_FLOOR = 1e-4
+"""eps of :func:`noise_weighted_error`: a noise power of std 0.01 (2.5 grey levels of 8 bits),
+so noise-free windows weigh at most 1 / eps instead of infinitely."""
+FFDNET_LOSSES = ("mse", "l1", "noise_weighted")
+
+
+def _box_mean(images: Array, size: int) -> Array:
+    """Mean of each ``size`` x ``size`` box of (N, H, W, 1) ``images``, over the pixels inside the image."""
+    window, ones = (1, size, size, 1), (1, 1, 1, 1)
+    total = jax.lax.reduce_window(images, 0.0, jax.lax.add, window, ones, "SAME")
+    count = jax.lax.reduce_window(jnp.ones_like(images), 0.0, jax.lax.add, window, ones, "SAME")
+    return total / count
+
+
+def noise_weighted_error(pred: Array, noisy: Array, target: Array, size: int = NOISE_WINDOW,
+                         eps: float = NOISE_FLOOR) -> Array:
+    """mean over pixels of (pred - t)^2 / (box_size * (y - t)^2 + eps), all (N, H, W, 1).
+
+    The squared error in units of the local noise power of the pair: a pixel of dim clutter
+    (noise std 0.014) weighs as much as one of bright speckle (std 0.1) when both keep the same
+    fraction of their noise, where the plain MSE weighs the bright one 50 x more. The identity
+    scores about 1 wherever the noise exceeds ``eps``.
+    """
+    noise = _box_mean(jnp.square(noisy - target), size)
+    return jnp.mean(jnp.square(pred - target) / (noise + eps))
+
+
 @functools.partial(jax.jit, static_argnames="loss")
 def ffdnet_train_step(state: BatchNormState, batch: PairBatch, loss: str = "mse") -> tuple[BatchNormState, Array]:
     """One optimiser step on ``batch`` (sigma per sample); returns the new state and the loss
-    before the update. ``loss``: ``"mse"`` or ``"l1"``."""
-    if loss not in ("mse", "l1"):
-        raise ValueError(f"loss must be 'mse' or 'l1', got {loss!r}")
+    before the update. ``loss``: one of :data:`FFDNET_LOSSES` (module docstring)."""
+    if loss not in FFDNET_LOSSES:
+        raise ValueError(f"loss must be one of {FFDNET_LOSSES}, got {loss!r}")
 
     def loss_fn(params: Any) -> tuple[Array, Any]:
         variables = {"params": params, "batch_stats": state.batch_stats}
         pred, updates = state.apply_fn(variables, batch.noisy, batch.sigma, train=True, mutable=["batch_stats"])
         err = pred - batch.target
-        value = jnp.mean(jnp.square(err)) if loss == "mse" else jnp.mean(jnp.abs(err))
+        if loss == "noise_weighted":
+            value = noise_weighted_error(pred, batch.noisy, batch.target)
+        else:
+            value = jnp.mean(jnp.square(err)) if loss == "mse" else jnp.mean(jnp.abs(err))
         return value, updates["batch_stats"]
 
     (value, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -272,9 +308,12 @@ def pix2pix_train_step(
     return gen_state, disc_state, metrics
 
 
-def evaluate(predict: Callable[[Array, Array], Array], pairs: PairBatch, batch: int = 64) -> float:
-    """PSNR (dB, data range 1) of ``predict(noisy, sigma)`` against the targets, pooled:
-    ``10 log10(1 / MSE)`` with the MSE over every pixel of every sample.
+def evaluate(predict: Callable[[Array, Array], Array], pairs: PairBatch, batch: int = 64, loss: str = "mse") -> float:
+    """Validation score in dB, pooled over every pixel of every sample: the PSNR (data range 1)
+    ``10 log10(1 / MSE)`` of ``predict(noisy, sigma)`` against the targets, or for
+    ``loss="noise_weighted"`` the noise removed, ``10 log10(1 / E)`` with E the mean
+    :func:`noise_weighted_error` (0 dB: the identity, where the noise exceeds its floor);
+    ``"l1"`` is scored by the PSNR. Higher is better for both.
 
     Pooling (rather than averaging per-sample PSNRs) keeps the score finite when some patches
     are reproduced exactly, e.g. patches of clipped black background. ``predict`` maps
@@ -284,18 +323,24 @@ def evaluate(predict: Callable[[Array, Array], Array], pairs: PairBatch, batch: 
     chunks of ``batch`` samples.
     """
     batch = check_int(batch, "batch")
-    squared_error = 0.0
+    if loss not in FFDNET_LOSSES:
+        raise ValueError(f"loss must be one of {FFDNET_LOSSES}, got {loss!r}")
+    total = 0.0
     for start in range(0, len(pairs.noisy), batch):
         chunk = slice(start, start + batch)
-        estimate = np.asarray(predict(jnp.asarray(pairs.noisy[chunk]), jnp.asarray(pairs.sigma[chunk])), np.float64)
-        squared_error += float(np.sum(np.square(estimate - pairs.target[chunk])))
-    mse = squared_error / pairs.target.size
-    return float(10.0 * np.log10(1.0 / mse)) if mse > 0 else float("inf")
+        noisy = jnp.asarray(pairs.noisy[chunk])
+        estimate = predict(noisy, jnp.asarray(pairs.sigma[chunk]))
+        if loss == "noise_weighted":
+            total += float(noise_weighted_error(estimate, noisy, jnp.asarray(pairs.target[chunk]))) * pairs.target[chunk].size
+        else:
+            total += float(np.sum(np.square(np.asarray(estimate, np.float64) - pairs.target[chunk])))
+    error = total / pairs.target.size
+    return float(10.0 * np.log10(1.0 / error)) if error > 0 else float("inf")
 
 
 @dataclasses.dataclass
 class EarlyStopping:
-    """Stop when the validation PSNR has not improved by more than ``min_delta`` dB for
+    """Stop when the validation score (dB) has not improved by more than ``min_delta`` dB for
     ``patience`` consecutive evaluations; ``best`` keeps the variables of the best score."""
 
     patience: int
