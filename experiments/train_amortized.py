@@ -80,6 +80,7 @@ from usprior.amortized import (
     load_model,
     save_model,
 )
+from usprior.amortized.pix2pix import LAMBDA_L1
 from usprior.amortized.training import FFDNET_LOSSES
 from usprior.amortized.scanner_pairs import concat_pairs, distilled_pairs, flat_pairs, randomized_pairs, simulator_pairs
 from usprior.io.examples import example_path
@@ -327,6 +328,8 @@ def main() -> None:
     parser.add_argument("--sigma-scale", type=float, default=1.0, help="unrolled: likelihood sigma in noise stds")
     parser.add_argument("--loss", default="mse", choices=FFDNET_LOSSES, help="FFDNet: training loss "
                         "(noise_weighted: the error in units of the pair's local noise power, usprior.amortized.training)")
+    parser.add_argument("--lambda-l1", type=float, default=LAMBDA_L1, help="Pix2Pix: weight of the L1 term of the "
+                        "generator loss against the adversarial one (Isola et al.: 100)")
     parser.add_argument("--lr", type=float, default=None, help="Adam step: unrolled (on the log-parameters, default 0.03) "
                         "and FFDNet (default 1e-3)")
     parser.add_argument("--patch", type=int, default=64, help="patch size (unrolled: the prior's, 32)")
@@ -413,7 +416,7 @@ def main() -> None:
 
             def step_fn(batch: PairBatch, step: int) -> dict[str, float]:
                 nonlocal gen, disc
-                gen, disc, metrics = pix2pix_train_step(gen, disc, batch, jax.random.fold_in(key, step))
+                gen, disc, metrics = pix2pix_train_step(gen, disc, batch, jax.random.fold_in(key, step), args.lambda_l1)
                 return {k: float(v) for k, v in metrics.items()}
 
             predict = lambda: lambda y, s: pix2pix_apply({"params": gen.params}, config, y)
@@ -427,6 +430,7 @@ def main() -> None:
         "seconds_making_pairs": round(t_data, 1),
         "teacher": args.teacher,
         **({"loss": args.loss} if args.model == "ffdnet" else {}),
+        **({"lambda_l1": args.lambda_l1} if args.model == "pix2pix" else {}),
         "init": None if args.init is None else str(args.init),
         **(
             {"data": "scanner", "mix_simulator": args.mix_simulator, "planewave": args.planewave, "real_teacher": args.real_teacher, "real_repeat": args.real_repeat, "grain_px": list(args.grain), "flat_fraction": args.flat_fraction, "real_frames": {k: list(v) for k, v in REAL_TRAIN.items()}}
