@@ -45,7 +45,6 @@ with the command, device, time and validation scores. A JSON-lines log goes to `
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -289,11 +288,9 @@ def validation_loss(args: argparse.Namespace) -> str:
 
 
 def initial_model(args: argparse.Namespace, config: Any, parser: argparse.ArgumentParser) -> dict[str, Any]:
-    """The variables of the ``--init`` model, which must be a ``args.model`` of architecture ``config``
-    (FFDNet: up to its dilations, which leave the weights' shapes unchanged)."""
+    """The variables of the ``--init`` model, which must be a ``args.model`` of architecture ``config``."""
     start = load_model(args.init, kind=args.model)
-    same = dataclasses.replace(start.config, dilations=config.dilations) if args.model == "ffdnet" else start.config
-    if same != config:
+    if start.config != config:
         parser.error(f"--init {args.init} has the architecture {start.config}, not {config}")
     return start.variables
 
@@ -325,8 +322,6 @@ def main() -> None:
     parser.add_argument("--levels", type=float, nargs="+", default=[40.0, 50.0, 60.0])
     parser.add_argument("--features", type=int, default=32)
     parser.add_argument("--depth", type=int, default=None, help="FFDNet conv layers / U-Net levels")
-    parser.add_argument("--dilations", type=int, nargs="*", default=[], help="FFDNet: one dilation per body layer "
-                        "(depth - 2 of them; none: all 1); --init may start from the undilated weights, whose shapes are the same")
     parser.add_argument("--unroll", type=int, default=UnrolledConfig.steps, help="unrolled: number of steps K")
     parser.add_argument("--init-lam", type=float, default=UnrolledConfig.init_lam, help="unrolled: every step's initial lambda")
     parser.add_argument("--likelihood", default="gaussian", choices=sorted(LIKELIHOODS), help="unrolled: likelihood")
@@ -378,7 +373,7 @@ def main() -> None:
 
     with open(workdir / "log.jsonl", "a") as log:
         if args.model == "ffdnet":
-            config = FFDNetConfig(features=args.features, depth=args.depth or 10, dilations=tuple(args.dilations))
+            config = FFDNetConfig(features=args.features, depth=args.depth or 10)
             state = create_ffdnet_state(config, key, optax.adam(args.lr or 1e-3))
             if args.init is not None:
                 start = initial_model(args, config, parser)

@@ -323,22 +323,6 @@ def test_checkpoint_round_trip(ffdnet_run, pix2pix_run, pairs, tmp_path):
         save_model(FFDNetConfig(features=4, depth=3), ffdnet_run[0].variables, tmp_path / "bad")
 
 
-def test_dilated_ffdnet_keeps_the_weights_shapes_and_round_trips(ffdnet_run, pairs, tmp_path):
-    dilated = FFDNetConfig(features=FFD.features, depth=FFD.depth, dilations=[2])  # a list, as config.json holds it
-    assert dilated.dilations == (2,) and dilated.margin == FFD.margin + 2 and hash(dilated)
-    variables = ffdnet_run[0].variables  # the undilated model's weights fit
-    y, sigma = jnp.asarray(pairs.noisy[:2]), jnp.asarray(pairs.sigma[:2])
-    out = ffdnet_apply(variables, dilated, y, sigma)
-    assert not np.allclose(out, ffdnet_apply(variables, FFD, y, sigma))
-    back = load_model(save_model(dilated, variables, tmp_path / "dilated"), "ffdnet")
-    assert back.config == dilated
-    np.testing.assert_array_equal(ffdnet_apply(back.variables, back.config, y, sigma), out)
-    assert FFDNetConfig(depth=4).body_dilations == (1, 1)
-    for bad in ((1, 2, 3), (0,), "2", (1.5,)):
-        with pytest.raises(ValueError, match="dilation"):
-            FFDNetConfig(depth=3, dilations=bad)
-
-
 def test_checkpoint_errors(ffdnet_run, tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         load_model(tmp_path / "nope")

@@ -119,8 +119,7 @@ def test_receptive_field_radius_bounds_the_gradient_support():
     """FFDNetConfig.margin and UNetConfig.reach bound how far an output pixel sees (the banding
     relies on it): the gradient of one output pixel is zero beyond them, and reaches them."""
     y = jax.random.uniform(KEY, (1, 96, 96, 1))
-    ffdnets = [FFDNetConfig(features=4, depth=d) for d in (2, 4)] + [FFDNetConfig(features=4, depth=5, dilations=(2, 3, 1))]
-    nets = [(config, init_ffdnet(config, KEY)) for config in ffdnets]
+    nets = [(FFDNetConfig(features=4, depth=d), init_ffdnet(FFDNetConfig(features=4, depth=d), KEY)) for d in (2, 4)]
     nets += [(UNetConfig(features=4, depth=d), init_unet(UNetConfig(features=4, depth=d), KEY)) for d in (2, 3)]
     for config, variables in nets:
         if isinstance(config, FFDNetConfig):

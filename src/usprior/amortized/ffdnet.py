@@ -4,7 +4,7 @@ For a noisy batch y (N, H, W, C) and a noise-level map s (N, H, W, 1),
 
     u = pixel_unshuffle(pad(concat(y, s)), 2)           (N, H'/2, W'/2, 4 (C + 1))
     h = ReLU(conv3x3(u))
-    h = ReLU(BN(conv3x3_d(h)))                          (depth - 2) times, dilation d each
+    h = ReLU(BN(conv3x3(h)))                            (depth - 2) times
     f = crop(pixel_shuffle(conv3x3(h), 2))              (N, H, W, head)     head > 0
     r = conv3x3(ReLU(box2(f)))                          (N, H, W, C)        the full-resolution head
     x = y - r                                           residual (default), or x = r
@@ -54,13 +54,9 @@ Array = jax.Array
 @dataclasses.dataclass(frozen=True)
 class FFDNetConfig:
     """Architecture: ``depth`` 3x3 conv layers of ``features`` channels on ``channels``-channel
-    images, a full-resolution head of ``head`` channels (0: none) and residual output;
-    ``dilations``: one per body layer (``depth - 2``), () for all 1.
+    images, a full-resolution head of ``head`` channels (0: none) and residual output.
 
-    Zhang et al. use depth 15, 64 features for grayscale images, no head, no residual, no
-    dilation. Dilated body layers (as in IRCNN, Zhang et al. 2017) widen the reach at the same
-    cost and the same weights' shapes: (1, 2, 3, 4, 4, 3, 2, 1) at depth 10 takes the margin
-    from 23 to 47 px.
+    Zhang et al. use depth 15, 64 features for grayscale images, no head, no residual.
     """
 
     features: int = 64
@@ -68,7 +64,6 @@ class FFDNetConfig:
     channels: int = 1
     residual: bool = True
     head: int = 8
-    dilations: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         check_int(self.features, "features")
@@ -77,16 +72,6 @@ class FFDNetConfig:
         check_int(self.head, "head", 0)
         if not isinstance(self.residual, bool):
             raise ValueError(f"residual must be True or False, got {self.residual!r}")
-        if isinstance(self.dilations, str) or not isinstance(self.dilations, (tuple, list)):
-            raise ValueError(f"dilations must be a sequence of ints, got {self.dilations!r}")
-        object.__setattr__(self, "dilations", tuple(check_int(d, "dilation") for d in self.dilations))
-        if self.dilations and len(self.dilations) != self.depth - 2:
-            raise ValueError(f"dilations needs one entry per body layer ({self.depth - 2}), got {self.dilations}")
-
-    @property
-    def body_dilations(self) -> tuple[int, ...]:
-        """The dilation of each of the ``depth - 2`` body layers."""
-        return self.dilations or (1,) * (self.depth - 2)
 
     @property
     def factor(self) -> int:
@@ -95,11 +80,10 @@ class FFDNetConfig:
 
     @property
     def margin(self) -> int:
-        """The receptive-field radius in pixels, ``2 (2 + sum(dilations)) + 3`` (``2 depth + 3``
-        undilated): the half-resolution layers reach 1 + sum(dilations) + 1 half-resolution
-        pixels, the 2x2 shuffle block, box2 and the head one more pixel each (the support of an
-        output pixel's gradient, measured in the tests)."""
-        return 2 * (2 + sum(self.body_dilations)) + 3
+        """The receptive-field radius in pixels, ``2 depth + 3``: ``depth`` half-resolution 3x3
+        layers reach 2 depth pixels, the 2x2 shuffle block, box2 and the head one more each
+        (the support of an output pixel's gradient, measured in the tests)."""
+        return 2 * self.depth + 3
 
 
 def noise_map(sigma: Array, shape: tuple[int, int, int, int]) -> Array:
@@ -136,8 +120,8 @@ class FFDNet(nn.Module):
             raise ValueError(f"expected y of shape (N, H, W, {cfg.channels}), got {y.shape}")
         x, hw = pad_to_multiple(jnp.concatenate([y, noise_map(sigma, y.shape)], axis=-1), cfg.factor)
         h = nn.relu(nn.Conv(cfg.features, (3, 3), name="conv_in")(pixel_unshuffle(x, cfg.factor)))
-        for i, d in enumerate(cfg.body_dilations):
-            h = nn.Conv(cfg.features, (3, 3), use_bias=False, kernel_dilation=d, name=f"conv_{i}")(h)
+        for i in range(cfg.depth - 2):
+            h = nn.Conv(cfg.features, (3, 3), use_bias=False, name=f"conv_{i}")(h)
             h = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"bn_{i}")(h))
         width = cfg.head if cfg.head else cfg.channels
         out = crop(pixel_shuffle(nn.Conv(cfg.factor**2 * width, (3, 3), name="conv_out")(h), cfg.factor), hw)
