@@ -55,6 +55,7 @@ from typing import Any
 import jax
 import numpy as np
 import optax
+import scipy.ndimage as ndi
 from tqdm.auto import tqdm
 
 import usprior
@@ -243,6 +244,23 @@ def minibatch(pairs: PairBatch, rng: np.random.Generator, size: int, same_sigma:
     return PairBatch(pick(pairs.noisy), pick(pairs.target), pairs.sigma[idx])
 
 
+def with_overlays(batch: PairBatch, fraction: float, rng: np.random.Generator) -> PairBatch:
+    """``batch`` with colour-Doppler-like blobs pasted into a ``fraction`` of its samples, the same
+    values in the noisy window and its target: the network learns to leave such overlays (and
+    the speckle next to them) as it treats everything else. Blobs: a smoothed random field
+    above its 85-97th percentile, luminance 0.3-1.0 with a smooth gradient."""
+    noisy, target = batch.noisy.copy(), batch.target.copy()
+    shape = noisy.shape[1:3]
+    for i in np.flatnonzero(rng.random(len(noisy)) < fraction):
+        field = ndi.gaussian_filter(rng.standard_normal(shape), rng.uniform(2.0, 5.0))
+        blob = field > np.quantile(field, rng.uniform(0.85, 0.97))
+        shade = ndi.gaussian_filter(rng.standard_normal(shape), 4.0)
+        value = np.clip(rng.uniform(0.3, 0.9) + 0.3 * shade / (shade.std() + 1e-9), 0.0, 1.0).astype(np.float32)
+        noisy[i, blob, 0] = value[blob]
+        target[i, blob, 0] = value[blob]
+    return PairBatch(noisy, target, batch.sigma)
+
+
 def train(
     step_fn: Callable[[PairBatch, int], dict[str, float]],
     predict: Callable[[], Callable],
@@ -262,7 +280,10 @@ def train(
     unrolled = args.model == "unrolled"
     bar = tqdm(range(steps), desc=stage)
     for step in bar:
-        losses = step_fn(minibatch(pairs, rng, args.batch, same_sigma=unrolled), step)
+        batch = minibatch(pairs, rng, args.batch, same_sigma=unrolled)
+        if args.overlay_fraction:
+            batch = with_overlays(batch, args.overlay_fraction, rng)
+        losses = step_fn(batch, step)
         if (step + 1) % args.eval_every == 0 or step + 1 == steps:
             # unrolled: one likelihood per call, so validate one noisy image's patches at a time
             chunk = args.patches_per_image if unrolled else 64
@@ -328,6 +349,8 @@ def main() -> None:
     parser.add_argument("--sigma-scale", type=float, default=1.0, help="unrolled: likelihood sigma in noise stds")
     parser.add_argument("--loss", default="mse", choices=FFDNET_LOSSES, help="FFDNet: training loss "
                         "(noise_weighted: the error in units of the pair's local noise power, usprior.amortized.training)")
+    parser.add_argument("--overlay-fraction", type=float, default=0.0, help="share of the training windows that get "
+                        "colour-overlay-like blobs pasted into noisy and target alike (with_overlays)")
     parser.add_argument("--lambda-l1", type=float, default=LAMBDA_L1, help="Pix2Pix: weight of the L1 term of the "
                         "generator loss against the adversarial one (Isola et al.: 100)")
     parser.add_argument("--lr", type=float, default=None, help="Adam step: unrolled (on the log-parameters, default 0.03) "
