@@ -253,11 +253,12 @@ def ffdnet_train_step(state: BatchNormState, batch: PairBatch, loss: str = "mse"
     def loss_fn(params: Any) -> tuple[Array, Any]:
         variables = {"params": params, "batch_stats": state.batch_stats}
         pred, updates = state.apply_fn(variables, batch.noisy, batch.sigma, train=True, mutable=["batch_stats"])
-        err = pred - batch.target
         if loss == "noise_weighted":
             value = noise_weighted_error(pred, batch.noisy, batch.target)
+        elif loss == "mse":
+            value = jnp.mean(jnp.square(pred - batch.target))
         else:
-            value = jnp.mean(jnp.square(err)) if loss == "mse" else jnp.mean(jnp.abs(err))
+            value = jnp.mean(jnp.abs(pred - batch.target))
         return value, updates["batch_stats"]
 
     (value, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
