@@ -19,7 +19,7 @@ from usprior.cli import main
 from usprior.denoisers import function_factory, register_denoiser
 from usprior.io.dicom import read_dicom
 from usprior.io.examples import example_path
-from usprior.io.scans import read_scan
+from usprior.io.scans import Scan, luminance, read_scan
 from usprior.scanner.denoise import denoise_scan
 from usprior.scanner.mask import bmode_mask, gray_pixels
 
@@ -69,6 +69,41 @@ def test_cine_mask_excludes_text_and_the_status_bar():
     assert not mask[222:].any()  # the bottom status bar
     assert not mask[:30, :70].any() and not mask[:, 290:].any()  # burned-in text left and right
     assert mask[120, 160]  # the heart
+
+
+def test_mask_leaves_out_colour_legends_with_their_gray_labels():
+    """The lymph node's power-Doppler colour bars carry gray "PWR" labels above and below and a gray
+    ramp beside them (neither near-white nor lines); the Doppler blobs beside tissue do not cut it."""
+    scan = read_scan(example_path("rgb_color"))
+    mask = bmode_mask(scan)
+    assert not mask[69:75, 5:19].any() and not mask[109:115, 5:19].any()  # "PWR" above / below the left bar
+    assert not mask[76:109, 4:8].any()  # the gray ramp beside it
+    assert not mask[69:115, 296:316].any()  # the right bar's labels and ramp
+    assert mask[150, 160] and mask[140, 30] and mask[60, 150]  # tissue below, left and above the node
+    assert mask[130, 60]  # gray tissue between Doppler blobs
+
+
+def test_colour_legend_rule_on_a_synthetic_screen():
+    """A static colour rectangle (the legend) takes its gray label with it; Doppler-like colour
+    blobs, a colour rectangle that moves (not static graphics) and a wide status band do not
+    remove the tissue around them."""
+    rng = np.random.default_rng(0)
+    t, h, w = 3, 200, 300
+    gray = np.zeros((t, h, w), np.uint8)
+    gray[:, 20:180, 10:290] = rng.integers(40, 160, size=(t, 160, 280))  # speckle-like tissue
+    pixels = np.repeat(gray[..., None], 3, axis=-1)
+    pixels[:, 60:100, 20:30] = (250, 120, 20)  # the legend, in every frame
+    pixels[:, 52:57, 20:30] = 215  # its gray label, 3 px above the bar
+    for k in range(t):  # a moving colour rectangle and a Doppler blob
+        pixels[k, 120:140, 60 + 20 * k : 70 + 20 * k] = (250, 200, 0)
+        yy, xx = np.mgrid[:h, :w]
+        pixels[k][(yy - 60) ** 2 / 100 + (xx - 200) ** 2 / 400 + 0.3 * np.sin(xx / 2.0) < 1] = (255, 60, 0)
+    pixels[:, 185:200, :] = (0, 0, 120)  # a status band below the image (> 2 % of the frame)
+    scan = Scan(pixels=pixels, frames=luminance(pixels, 8), bits=8)
+    mask = bmode_mask(scan)
+    assert not mask[52:57, 20:30].any() and not mask[50:110, 10:40].any()  # legend + label: grown by 10 px
+    assert mask[140, 95] and mask[60, 170] and mask[60, 230]  # beside the moving rectangle and the blob
+    assert mask[175, 150]  # above the status band
 
 
 def _acceptance(tmp_path, name: str, method: str = "ffdnet"):

@@ -23,8 +23,14 @@ every colour pixel (JPEG blends colour into its neighbours). Gray scans are gray
 4. *Annotations inside the image*, on the minimum over the loop (graphics are static, speckle
    is not): near-white pixels (>= 0.94) in small components (calipers, markers) and straight
    horizontal or vertical lines (up to 3 px thick, >= 12 px long, brighter by > 0.2 than the
-   pixels beside them, gaps up to 36 px bridged: ROI boxes, measurement lines) are removed with a 2-pixel margin, and so are the fitting regions that are
-   not tissue (colour bars, waveform panels).
+   pixels beside them, gaps up to 36 px bridged: ROI boxes, measurement lines) are removed with a
+   2-pixel margin, and so are the fitting regions that are not tissue (colour bars, waveform
+   panels).
+5. *Colour legends*: a colour bar drawn over the image comes with gray labels and a gray ramp
+   beside it, which are neither near-white nor lines. Every static colour component (colour in
+   all frames) of at least 64 px that fills >= 90 % of its bounding box and holds less than
+   2 % of the frame (Doppler is blobby, status bands are large) is removed with its box grown
+   by its shorter side on every side.
 
 :func:`load_mask` reads a user's mask (PNG / NPY, nonzero = inside) and checks its shape.
 """
@@ -49,14 +55,21 @@ LINE_CONTRAST = 0.2
 LINE_LENGTH = 12
 
 
+LEGEND_MIN_PIXELS = 64
+LEGEND_FILL = 0.9
+
+
+def _colour(scan: Scan, tol: int = 3) -> np.ndarray:
+    """(T, H, W) bool: the pixels whose colour channels differ by more than ``tol`` levels."""
+    if not scan.color:
+        return np.zeros(scan.frames.shape, bool)
+    px = scan.pixels.astype(np.int32)
+    return (px.max(axis=-1) - px.min(axis=-1)) > tol
+
+
 def gray_pixels(scan: Scan, tol: int = 3) -> np.ndarray:
     """(T, H, W) bool: the pixels whose colour channels agree within ``tol`` levels (see above)."""
-    if not scan.color:
-        return np.ones(scan.frames.shape, bool)
-    px = scan.pixels.astype(np.int32)
-    colour = (px.max(axis=-1) - px.min(axis=-1)) > tol
-    colour = ndi.binary_dilation(colour, structure=np.ones((1, 3, 3), bool))
-    return ~colour
+    return ~ndi.binary_dilation(_colour(scan, tol), structure=np.ones((1, 3, 3), bool))
 
 
 def _disk(radius: int) -> np.ndarray:
@@ -117,6 +130,20 @@ def _other_regions(scan: Scan) -> np.ndarray:
     return out
 
 
+def _colour_legends(scan: Scan) -> np.ndarray:
+    """(H, W) bool: the colour legends with their labels and ramps (step 5 of the module docstring)."""
+    out = np.zeros(scan.shape, bool)
+    static = _colour(scan).all(axis=0)
+    labels, _ = ndi.label(static, structure=np.ones((3, 3), bool))
+    for k, (rows, cols) in enumerate(ndi.find_objects(labels), start=1):
+        height, width = rows.stop - rows.start, cols.stop - cols.start
+        pixels = np.count_nonzero(labels[rows, cols] == k)
+        if LEGEND_MIN_PIXELS <= pixels < MIN_AREA * out.size and pixels >= LEGEND_FILL * height * width:
+            grow = min(height, width)
+            out[max(rows.start - grow, 0) : rows.stop + grow, max(cols.start - grow, 0) : cols.stop + grow] = True
+    return out
+
+
 def bmode_mask(scan: Scan) -> np.ndarray:
     """The (H, W) B-mode mask of a scan's loop (see the module docstring). May be empty."""
     radius = max(2, round(min(scan.shape) / 80))
@@ -136,7 +163,7 @@ def bmode_mask(scan: Scan) -> np.ndarray:
             mask[rows, cols] |= hull[rows, cols] if hull.any() else True
     else:
         mask = _hull(tissue)
-    mask &= ~_other_regions(scan)
+    mask &= ~_other_regions(scan) & ~_colour_legends(scan)
     return mask & ~_annotations(scan, mask)
 
 
