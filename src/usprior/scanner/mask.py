@@ -63,8 +63,7 @@ def _colour(scan: Scan, tol: int = 3) -> np.ndarray:
     """(T, H, W) bool: the pixels whose colour channels differ by more than ``tol`` levels."""
     if not scan.color:
         return np.zeros(scan.frames.shape, bool)
-    px = scan.pixels.astype(np.int32)
-    return (px.max(axis=-1) - px.min(axis=-1)) > tol
+    return (scan.pixels.max(axis=-1) - scan.pixels.min(axis=-1)) > tol  # max >= min: no unsigned wrap
 
 
 def gray_pixels(scan: Scan, tol: int = 3) -> np.ndarray:
