@@ -25,7 +25,7 @@ variance relative to the law fitted in homogeneous tissue), next to a despeckler
 structure: a Gaussian blur of 2 px of the re-simulated frame (a).
 Nothing is trained or tuned. Writes docs/results/<name>.{md,json} (default leakage_noise_law);
 the real methods' own leakage and noise-law leakage are copied from
-docs/results/real_data_noise_law.json and real_data_full_size.json when they exist.
+docs/results/real_data_noise_law.json when it exists.
 
     python experiments/leakage_noise_law.py
 """
@@ -51,7 +51,7 @@ from usprior.scanner.mask import bmode_mask, gray_pixels
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ("ybr_color", "sonosite_cine", "rgb_color", "epiq", "aloka")
-MEASURED = ("real_data_noise_law.json", "real_data_full_size.json")  # the methods' scores on the real frames
+MEASURED = ROOT / "docs" / "results" / "real_data_noise_law.json"  # the methods' scores on the real frames
 WINDOW = 11
 ERODE = 6
 MIN_MEAN = 0.02
@@ -92,9 +92,7 @@ def leakages(noisy: np.ndarray, denoised: np.ndarray, mask: np.ndarray) -> tuple
 
 
 def run(images: list[str]) -> dict:
-    real = {}
-    for measured in (ROOT / "docs" / "results" / f for f in MEASURED):
-        real |= json.loads(measured.read_text())["images"] if measured.exists() else {}
+    real = json.loads(MEASURED.read_text())["images"] if MEASURED.exists() else {}
     frames = {}
     for name in images:
         scan = read_scan(example_path(name)).take(slice(1))
@@ -130,8 +128,7 @@ def markdown(results: dict) -> str:
              "noise law std(y - x) = a m^p fitted over 11 x 11 windows of the mask; the frame re-simulated "
              "as x + noise of the residual's grain, (a) with that law, (b) with a constant std of the same "
              "mean; the oracle returns x. Mean (min-max) over seeds 0-2. The right-hand columns are the "
-             "real methods' leakage / noise-law leakage on the real frame (docs/results/real_data_noise_law.json and "
-             "real_data_full_size.json, mean over "
+             "real methods' leakage / noise-law leakage on the real frame (docs/results/real_data_noise_law.json, mean over "
              "the frames scored). The real-data issues ask for leakage <= 0.20.", "",
              "| frame | noise law p | grain (px) | oracle, the frame's law | oracle, constant std | "
              + " | ".join(methods) + " |",
