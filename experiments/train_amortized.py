@@ -248,7 +248,8 @@ def with_overlays(batch: PairBatch, fraction: float, rng: np.random.Generator) -
     """``batch`` with colour-Doppler-like blobs pasted into a ``fraction`` of its samples, the same
     values in the noisy window and its target: the network learns to leave such overlays (and
     the speckle next to them) as it treats everything else. Blobs: a smoothed random field
-    above its 85-97th percentile, luminance 0.3-1.0 with a smooth gradient."""
+    above its 85-97th percentile; luminance a base level of 0.3-0.9 plus 0.3 x a smooth unit-std
+    field, clipped to [0, 1]."""
     noisy, target = batch.noisy.copy(), batch.target.copy()
     shape = noisy.shape[1:3]
     for i in np.flatnonzero(rng.random(len(noisy)) < fraction):
@@ -286,11 +287,11 @@ def train(
         losses = step_fn(batch, step)
         if (step + 1) % args.eval_every == 0 or step + 1 == steps:
             # unrolled: one likelihood per call, so validate one noisy image's patches at a time
-            chunk = args.patches_per_image if unrolled else 64
-            score = evaluate(predict(), val, batch=chunk, loss=score_name)
+            chunk, predictor = args.patches_per_image if unrolled else 64, predict()
+            score = evaluate(predictor, val, batch=chunk, loss=score_name)
             record = {"stage": stage, "step": step + 1, f"val_{SCORES[score_name]}": score, **losses}
             if score_name != "mse":  # the PSNR too, to compare with runs trained on the MSE
-                record["val_psnr"] = evaluate(predict(), val, batch=chunk)
+                record["val_psnr"] = evaluate(predictor, val, batch=chunk)
             log.write(json.dumps(record) + "\n")
             log.flush()
             bar.set_postfix({f"val_{SCORES[score_name]}": f"{score:.2f}"})

@@ -94,10 +94,10 @@ def test_colour_legend_rule_on_a_synthetic_screen():
     pixels = np.repeat(gray[..., None], 3, axis=-1)
     pixels[:, 60:100, 20:30] = (250, 120, 20)  # the legend, in every frame
     pixels[:, 52:57, 20:30] = 215  # its gray label, 3 px above the bar
-    for k in range(t):  # a moving colour rectangle and a Doppler blob
+    yy, xx = np.mgrid[:h, :w]
+    pixels[:, (yy - 60) ** 2 / 100 + (xx - 200) ** 2 / 400 + 0.3 * np.sin(xx / 2.0) < 1] = (255, 60, 0)  # a Doppler-like blob
+    for k in range(t):  # a colour rectangle that moves
         pixels[k, 120:140, 60 + 20 * k : 70 + 20 * k] = (250, 200, 0)
-        yy, xx = np.mgrid[:h, :w]
-        pixels[k][(yy - 60) ** 2 / 100 + (xx - 200) ** 2 / 400 + 0.3 * np.sin(xx / 2.0) < 1] = (255, 60, 0)
     pixels[:, 185:200, :] = (0, 0, 120)  # a status band below the image (> 2 % of the frame)
     scan = Scan(pixels=pixels, frames=luminance(pixels, 8), bits=8)
     mask = bmode_mask(scan)
